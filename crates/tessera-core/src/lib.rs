@@ -2,6 +2,7 @@
 //! Time is always a parameter (`now`), so expiry decisions are deterministic in tests.
 
 pub mod claims;
+pub mod clock;
 pub mod error;
 pub mod expiry;
 pub mod jwt;

@@ -1,1 +1,207 @@
+//! The Tessera license server as a library: `tessera serve` is a thin wrapper around [`serve`],
+//! and tests start the same [`Application`] on a random port.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use tessera_core::ErrorCode;
+use tessera_core::clock::{Clock, SystemClock};
+use tessera_core::{Signer, Verifier};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod rules;
+pub mod secret;
+pub mod state;
+pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use config::ServeArgs;
+use error::AppError;
+use secret::Secret;
+use state::{AppState, Policy};
+use store::Store;
+
+/// Everything a running server needs, resolved.
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub signer: Arc<Signer>,
+    pub admin_token: Secret,
+    pub policy: Policy,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub lease_sweep: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            lease_sweep: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    lease_sweep: Option<Duration>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the router.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        let verifier: Verifier = config.signer.verifier();
+        let state = AppState {
+            store: config.store,
+            signer: config.signer,
+            verifier: Arc::new(verifier),
+            admin_token_digest: secret::sha256(config.admin_token.expose().as_bytes()),
+            policy: Arc::new(config.policy),
+            clock: config.clock,
+        };
+        let router = build_router(state.clone(), &config.limits);
+        Ok(Self { listener, router, state, lease_sweep: config.limits.lease_sweep })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let sweeper = self.lease_sweep.map(|every| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    match state.store.release_expired_leases(state.clock.now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(released = n, "released expired floating-seat leases"),
+                        Err(e) => tracing::warn!(error = %e, "lease sweep failed"),
+                    }
+                }
+            })
+        });
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        if let Some(task) = sweeper {
+            task.abort();
+        }
+        self.state.store.close().await;
+        result
+    }
+}
+
+pub fn build_router(state: AppState, limits: &Limits) -> Router {
+    routes::router(state)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::new(ErrorCode::InternalError, "Internal server error").into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// `tessera serve`: bootstrap, connect, migrate, serve until SIGTERM or Ctrl-C.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let boot = bootstrap::prepare(&args)?;
+    let database_url = args.database_url();
+    let store = store::connect(&database_url).await?;
+    let config = Config {
+        listen_addr: args.listen_addr,
+        store,
+        signer: Arc::new(boot.signer),
+        admin_token: boot.admin_token,
+        policy: Policy {
+            jwt_expiry_days: args.jwt_expiry_days,
+            grace_period_days: args.grace_period_days,
+            server_notice: args.server_notice.clone().filter(|n| !n.is_empty()),
+        },
+        clock: Arc::new(SystemClock),
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
+            lease_sweep: (args.lease_sweep_secs > 0).then(|| Duration::from_secs(args.lease_sweep_secs)),
+        },
+    };
+    let app = Application::build(config).await?;
+    tracing::info!(
+        addr = %app.local_addr()?,
+        database = %store::redact_url(&database_url),
+        "tessera server listening"
+    );
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,71 @@
+//! `tessera serve` settings: each has a `--flag` and the seed's environment variable.
+//! Defaults make a first start with nothing configured just work.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Settings of the license server. Flags override environment variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8600")]
+    pub listen_addr: SocketAddr,
+
+    /// Database: `sqlite://PATH` (default: a file in the data directory) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where first-start files live: the SQLite database, generated keys, the generated admin token.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Bearer token for `/admin`. Unset: one is generated and kept in DATA_DIR/admin-token.
+    /// Set but empty: refused. Prefer the environment variable over the flag (ps shows flags).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// PEM private key (RSA or Ed25519) that signs license tokens. Unset: DATA_DIR/keys/private.pem,
+    /// generated (RSA-2048, mode 0600) on first start.
+    #[arg(long, env = "JWT_PRIVATE_KEY_PATH")]
+    pub jwt_private_key_path: Option<PathBuf>,
+
+    /// PEM public key. Optional: when given it must match the private key (checked at start).
+    #[arg(long, env = "JWT_PUBLIC_KEY_PATH")]
+    pub jwt_public_key_path: Option<PathBuf>,
+
+    /// Lifetime of issued license tokens, in days.
+    #[arg(long, env = "JWT_EXPIRY_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub jwt_expiry_days: i64,
+
+    /// Days after a token's expiry during which it may still be refreshed.
+    #[arg(long, env = "GRACE_PERIOD_DAYS", default_value_t = 7, value_parser = clap::value_parser!(i64).range(0..=365))]
+    pub grace_period_days: i64,
+
+    /// Message put in every issued token (`notice` claim) and activation response.
+    #[arg(long, env = "SERVER_NOTICE")]
+    pub server_notice: Option<String>,
+
+    /// Maximum request body, in bytes (larger bodies get 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds before an in-flight request is abandoned with 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Maximum requests handled at once; more wait their turn.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// Interval of the floating-seat sweeper, in seconds (0 disables the sweeper).
+    #[arg(long, env = "LEASE_SWEEP_SECS", default_value_t = 60)]
+    pub lease_sweep_secs: u64,
+}
+
+impl ServeArgs {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
+    }
+}

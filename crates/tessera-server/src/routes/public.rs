@@ -1,0 +1,154 @@
+//! `/v1/activate|refresh|deactivate|usage|flag`: what client applications call.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{Json, Router};
+use tessera_core::expiry::{Freshness, freshness};
+use tessera_core::wire::{
+    ActivateRequest, ActivateResponse, DeactivateRequest, FlagRequest, RefreshRequest,
+    StatusResponse, UsageRequest,
+};
+use tessera_core::{ErrorCode, LicenseClaims};
+
+use crate::error::{ApiResult, AppError};
+use crate::extract::{ApiJson, bearer};
+use crate::rules;
+use crate::state::AppState;
+use crate::store::KeyRow;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/activate", post(activate))
+        .route("/refresh", post(refresh))
+        .route("/deactivate", post(deactivate))
+        .route("/usage", post(usage))
+        .route("/flag", post(flag))
+}
+
+fn issue(state: &AppState, key: &KeyRow, machine_id: &str) -> ApiResult<ActivateResponse> {
+    let now = state.clock.now();
+    let claims = LicenseClaims {
+        sub: key.key_display.clone(),
+        product: key.product.clone(),
+        tier: key.tier.clone(),
+        seats: key.seats,
+        machine: machine_id.to_string(),
+        iat: now.unix_timestamp(),
+        exp: rules::token_exp(key, now, state.policy.jwt_expiry_days),
+        notice: state.policy.server_notice.clone(),
+    };
+    let jwt = state.signer.sign(&claims).map_err(AppError::internal)?;
+    Ok(ActivateResponse {
+        jwt,
+        tier: key.tier.clone(),
+        valid_until: key.valid_until.clone(),
+        notice: state.policy.server_notice.clone(),
+    })
+}
+
+/// Verifies signature (always) and expiry: a token is accepted until `exp + GRACE_PERIOD_DAYS`.
+/// The seed decoded expired tokens with signature checks off; here there is no such path.
+fn verify_within_grace(state: &AppState, token: &str) -> ApiResult<LicenseClaims> {
+    let claims: LicenseClaims = state.verifier.decode(token)?;
+    match freshness(claims.exp, state.policy.grace_secs(), state.clock.unix()) {
+        Freshness::Valid | Freshness::InGrace => Ok(claims),
+        Freshness::Expired => Err(AppError::new(
+            ErrorCode::TokenExpired,
+            "Token expired beyond the grace period; activate again",
+        )),
+    }
+}
+
+fn require_same_machine(claims: &LicenseClaims, machine_id: &str) -> ApiResult<()> {
+    if claims.machine == machine_id {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::MachineMismatch, "Token was issued to another machine"))
+    }
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ActivateRequest>,
+) -> ApiResult<Json<ActivateResponse>> {
+    req.validate()?;
+    let granted = state.store.activate(&req, state.clock.now()).await?;
+    Ok(Json(issue(&state, &granted.key, &req.machine_id)?))
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<ActivateResponse>> {
+    req.validate()?;
+    let claims = verify_within_grace(&state, &req.jwt)?;
+    require_same_machine(&claims, &req.machine_id)?;
+    let granted = state
+        .store
+        .refresh(
+            &claims.sub,
+            &claims.product,
+            &req.machine_id,
+            req.app_version.as_deref(),
+            req.platform.as_deref(),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(issue(&state, &granted.key, &req.machine_id)?))
+}
+
+async fn deactivate(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<DeactivateRequest>,
+) -> ApiResult<Json<StatusResponse>> {
+    req.validate()?;
+    let claims = verify_within_grace(&state, &req.jwt)?;
+    require_same_machine(&claims, &req.machine_id)?;
+    state.store.deactivate(&claims.sub, &req.machine_id, state.clock.now()).await?;
+    Ok(Json(StatusResponse::new("deactivated")))
+}
+
+/// The license JWT from `Authorization: Bearer`, verified (grace allowed: apps in grace still report).
+pub struct LicenseBearer(pub LicenseClaims);
+
+impl FromRequestParts<AppState> for LicenseBearer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or_else(|| {
+            AppError::new(ErrorCode::InvalidToken, "Missing `Authorization: Bearer <license JWT>`")
+        })?;
+        verify_within_grace(state, token).map(LicenseBearer)
+    }
+}
+
+fn require_product(claims: &LicenseClaims, product: &str) -> ApiResult<()> {
+    if claims.product == product {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::ProductMismatch, "Token is for another product"))
+    }
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    LicenseBearer(claims): LicenseBearer,
+    ApiJson(req): ApiJson<UsageRequest>,
+) -> ApiResult<Json<StatusResponse>> {
+    req.validate()?;
+    require_product(&claims, &req.product)?;
+    state.store.record_usage(&claims.sub, &claims.machine, &req, state.clock.now()).await?;
+    Ok(Json(StatusResponse::new("recorded")))
+}
+
+async fn flag(
+    State(state): State<AppState>,
+    LicenseBearer(claims): LicenseBearer,
+    ApiJson(req): ApiJson<FlagRequest>,
+) -> ApiResult<Json<StatusResponse>> {
+    req.validate()?;
+    require_product(&claims, &req.product)?;
+    state.store.record_flag(&claims.sub, &claims.machine, &req, state.clock.now()).await?;
+    Ok(Json(StatusResponse::new("flagged")))
+}

@@ -1,0 +1,218 @@
+//! Persistence. One small trait; one implementation per database, each with its own embedded
+//! migrations. Every method that changes state commits (durably) before it returns.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tessera_core::wire::{
+    ActivateRequest, ActivationRecord, AuditRecord, CreateKeyRequest, FlagRecord, FlagRequest,
+    FlagUpdateRequest, KeyResponse, UsageEventRecord, UsageRequest,
+};
+use time::OffsetDateTime;
+
+use crate::error::ApiResult;
+
+pub mod sqlite;
+
+/// A license key row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub key_display: String,
+    pub product: String,
+    pub tier: String,
+    pub seats: i64,
+    pub valid_until: Option<String>,
+    pub revoked: bool,
+    pub customer_email: Option<String>,
+    pub source: String,
+    pub trial: bool,
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub lease_ttl_secs: Option<i64>,
+}
+
+impl KeyRow {
+    pub fn into_response(self, active_seat_count: i64) -> KeyResponse {
+        KeyResponse {
+            id: self.id,
+            key_display: self.key_display,
+            product: self.product,
+            tier: self.tier,
+            seats: self.seats,
+            valid_until: self.valid_until,
+            revoked: self.revoked,
+            customer_email: self.customer_email,
+            source: self.source,
+            trial: self.trial,
+            notes: self.notes,
+            created_at: self.created_at,
+            active_seat_count,
+            lease_ttl_secs: self.lease_ttl_secs,
+        }
+    }
+}
+
+/// `?limit=&offset=` on every list endpoint.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Page {
+    #[serde(default = "Page::default_limit")]
+    pub limit: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 100;
+    pub const MAX_LIMIT: i64 = 1_000;
+    fn default_limit() -> i64 {
+        Self::DEFAULT_LIMIT
+    }
+    /// Clamps into sane bounds instead of failing: `limit` 1..=1000, `offset` ≥ 0.
+    pub fn clamped(self) -> Self {
+        Self { limit: self.limit.clamp(1, Self::MAX_LIMIT), offset: self.offset.max(0) }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { limit: Self::DEFAULT_LIMIT, offset: 0 }
+    }
+}
+
+/// Who did it, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Admin,
+    System,
+    Machine(&'a str),
+}
+
+impl Actor<'_> {
+    pub fn as_string(&self) -> String {
+        match self {
+            Actor::Admin => "admin".into(),
+            Actor::System => "system".into(),
+            Actor::Machine(m) => format!("machine:{m}"),
+        }
+    }
+}
+
+/// What a successful activation or refresh hands back to the handler for signing.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub key: KeyRow,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> ApiResult<()>;
+
+    async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+        key_display: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<KeyResponse>;
+    async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>>;
+    async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>>;
+    async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()>;
+
+    /// Seat check and insert in one transaction: concurrent activations never overshoot.
+    async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted>;
+    /// Re-checks the key and the machine's seat, bumps `last_refresh`.
+    async fn refresh(
+        &self,
+        key_display: &str,
+        product: &str,
+        machine_id: &str,
+        app_version: Option<&str>,
+        platform: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<Granted>;
+    async fn deactivate(&self, key_display: &str, machine_id: &str, now: OffsetDateTime) -> ApiResult<()>;
+
+    async fn record_usage(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &UsageRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()>;
+    async fn record_flag(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &FlagRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()>;
+
+    async fn list_activations(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<ActivationRecord>>;
+    async fn list_usage(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<UsageEventRecord>>;
+    async fn list_flags(&self, status: &str, page: Page) -> ApiResult<Vec<FlagRecord>>;
+    async fn update_flag(&self, id: &str, req: &FlagUpdateRequest, now: OffsetDateTime) -> ApiResult<()>;
+    async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>>;
+
+    /// Floating seats: releases every lease older than its key's TTL; returns how many.
+    async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64>;
+
+    async fn close(&self);
+}
+
+/// Opens the store named by `database_url` and runs its migrations.
+pub async fn connect(database_url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+    } else {
+        anyhow::bail!(
+            "unsupported DATABASE_URL scheme in `{}`: use sqlite://PATH",
+            redact_url(database_url)
+        )
+    }
+}
+
+/// A database URL safe to log: the password, if any, replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:****{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn json_text(v: Option<&serde_json::Value>) -> Option<String> {
+    match v {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(v.to_string()),
+    }
+}
+
+pub(crate) fn parse_json_text(s: Option<String>) -> Option<serde_json::Value> {
+    s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+
+    #[test]
+    fn pages_are_clamped() {
+        let p = Page { limit: 1_000_000, offset: -5 }.clamped();
+        assert_eq!((p.limit, p.offset), (Page::MAX_LIMIT, 0));
+    }
+}

@@ -1,0 +1,609 @@
+//! SQLite: WAL, `synchronous=FULL` (a commit is on disk before we answer), foreign keys on.
+//! One writer connection taking `BEGIN IMMEDIATE` transactions (so a seat check and its insert
+//! can never interleave with another writer, even in another process) and a small read pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tessera_core::timefmt;
+use tessera_core::wire::{
+    ActivateRequest, ActivationRecord, AuditRecord, CreateKeyRequest, FlagRecord, FlagRequest,
+    FlagUpdateRequest, KeyResponse, UsageEventRecord, UsageRequest,
+};
+use time::OffsetDateTime;
+
+use super::{Actor, Granted, KeyRow, Page, Store, json_text, new_id, parse_json_text};
+use crate::error::{ApiResult, AppError};
+use crate::rules;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// The writer pool, for maintenance commands (backup, copy).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn begin(&self) -> ApiResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    entity_type: &str,
+    entity_id: &str,
+    action: &str,
+    actor: Actor<'_>,
+    details: Option<serde_json::Value>,
+    now: &str,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_id())
+    .bind(entity_type)
+    .bind(entity_id)
+    .bind(action)
+    .bind(actor.as_string())
+    .bind(json_text(details.as_ref()))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn key_by_display(
+    tx: &mut Transaction<'_, Sqlite>,
+    key_display: &str,
+) -> ApiResult<Option<KeyRow>> {
+    Ok(sqlx::query_as::<_, KeyRow>("SELECT * FROM license_keys WHERE key_display = ?")
+        .bind(key_display)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Floating seats: frees this key's seats whose lease ran out, each release audited.
+async fn release_stale(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &KeyRow,
+    now: OffsetDateTime,
+) -> ApiResult<u64> {
+    let Some(cutoff) = rules::lease_cutoff(key.lease_ttl_secs, now) else { return Ok(0) };
+    let now_s = timefmt::format(now);
+    let released: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE activations SET deactivated_at = ? \
+         WHERE key_id = ? AND deactivated_at IS NULL AND last_refresh < ? \
+         RETURNING id, machine_id",
+    )
+    .bind(&now_s)
+    .bind(&key.id)
+    .bind(&cutoff)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (id, machine_id) in &released {
+        let details = serde_json::json!({"machine_id": machine_id, "reason": "lease_expired"});
+        audit(tx, "activation", id, "lease_released", Actor::System, Some(details), &now_s).await?;
+    }
+    Ok(released.len() as u64)
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyWithSeats {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    active_seat_count: i64,
+}
+
+const KEY_WITH_SEATS: &str = "SELECT k.*, (SELECT COUNT(*) FROM activations a \
+     WHERE a.key_id = k.id AND a.deactivated_at IS NULL) AS active_seat_count \
+     FROM license_keys k";
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    id: String,
+    key_id: String,
+    machine_id: String,
+    product: String,
+    event_type: String,
+    metadata: Option<String>,
+    created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct FlagRow {
+    id: String,
+    key_id: String,
+    machine_id: Option<String>,
+    product: String,
+    flag_type: String,
+    details: Option<String>,
+    status: String,
+    created_at: String,
+    reviewed_at: Option<String>,
+    action_taken: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: String,
+    entity_type: String,
+    entity_id: String,
+    action: String,
+    actor: Option<String>,
+    details: Option<String>,
+    created_at: String,
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> ApiResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+        key_display: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<KeyResponse> {
+        let now_s = timefmt::format(now);
+        let row = KeyRow {
+            id: new_id(),
+            key_display: key_display.to_string(),
+            product: req.product.clone(),
+            tier: req.tier.clone(),
+            seats: req.seats,
+            valid_until: req.valid_until.clone(),
+            revoked: false,
+            customer_email: req.customer_email.clone(),
+            source: req.source.clone(),
+            trial: req.trial,
+            notes: req.notes.clone(),
+            created_at: now_s.clone(),
+            lease_ttl_secs: req.lease_ttl_secs,
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
+             revoked, customer_email, source, trial, notes, created_at, lease_ttl_secs) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.key_display)
+        .bind(&row.product)
+        .bind(&row.tier)
+        .bind(row.seats)
+        .bind(&row.valid_until)
+        .bind(&row.customer_email)
+        .bind(&row.source)
+        .bind(row.trial)
+        .bind(&row.notes)
+        .bind(&row.created_at)
+        .bind(row.lease_ttl_secs)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
+        audit(&mut tx, "key", &row.id, "created", Actor::Admin, Some(details), &now_s).await?;
+        tx.commit().await?;
+        Ok(row.into_response(0))
+    }
+
+    async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>> {
+        let rows: Vec<KeyWithSeats> = sqlx::query_as(&format!(
+            "{KEY_WITH_SEATS} ORDER BY k.created_at DESC, k.id DESC LIMIT ? OFFSET ?"
+        ))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.key.into_response(r.active_seat_count)).collect())
+    }
+
+    async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
+        let row: Option<KeyWithSeats> = sqlx::query_as(&format!("{KEY_WITH_SEATS} WHERE k.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| r.key.into_response(r.active_seat_count)))
+    }
+
+    async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE license_keys SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(AppError::not_found("Key"));
+        }
+        audit(&mut tx, "key", id, "revoked", Actor::Admin, None, &now_s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let key = key_by_display(&mut tx, &req.key).await?.ok_or_else(rules::unknown_key)?;
+        rules::check_key_usable(&key, &req.product, now)?;
+        release_stale(&mut tx, &key, now).await?;
+
+        let existing: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT id, deactivated_at FROM activations WHERE key_id = ? AND machine_id = ?",
+        )
+        .bind(&key.id)
+        .bind(&req.machine_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let holds_seat = matches!(existing, Some((_, None)));
+        if !holds_seat {
+            // The seed skipped this check when a deactivated machine came back: fixed.
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM activations \
+                 WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ?",
+            )
+            .bind(&key.id)
+            .bind(&req.machine_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !rules::seat_available(key.seats, others) {
+                return Err(rules::seat_limit_reached(key.seats));
+            }
+        }
+        let activation_id = match existing {
+            Some((id, _)) => {
+                sqlx::query(
+                    "UPDATE activations SET last_refresh = ?, app_version = ?, platform = ?, \
+                     deactivated_at = NULL WHERE id = ?",
+                )
+                .bind(&now_s)
+                .bind(&req.app_version)
+                .bind(&req.platform)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO activations (id, key_id, machine_id, app_version, platform, \
+                     activated_at, last_refresh) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(&key.id)
+                .bind(&req.machine_id)
+                .bind(&req.app_version)
+                .bind(&req.platform)
+                .bind(&now_s)
+                .bind(&now_s)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let details = serde_json::json!({"machine_id": req.machine_id});
+        let actor = Actor::Machine(&req.machine_id);
+        audit(&mut tx, "activation", &activation_id, "activated", actor, Some(details), &now_s).await?;
+        tx.commit().await?;
+        Ok(Granted { key })
+    }
+
+    async fn refresh(
+        &self,
+        key_display: &str,
+        product: &str,
+        machine_id: &str,
+        app_version: Option<&str>,
+        platform: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<Granted> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let key = key_by_display(&mut tx, key_display).await?.ok_or_else(rules::unknown_key)?;
+        rules::check_key_usable(&key, product, now)?;
+        release_stale(&mut tx, &key, now).await?;
+        let activation: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM activations \
+             WHERE key_id = ? AND machine_id = ? AND deactivated_at IS NULL",
+        )
+        .bind(&key.id)
+        .bind(machine_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(activation_id) = activation else {
+            // Commit the lease releases even though this refresh is refused.
+            tx.commit().await?;
+            return Err(AppError::new(
+                tessera_core::ErrorCode::MachineNotActivated,
+                "Machine not registered for this key",
+            ));
+        };
+        sqlx::query(
+            "UPDATE activations SET last_refresh = ?, app_version = COALESCE(?, app_version), \
+             platform = COALESCE(?, platform) WHERE id = ?",
+        )
+        .bind(&now_s)
+        .bind(app_version)
+        .bind(platform)
+        .bind(&activation_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({"machine_id": machine_id});
+        let actor = Actor::Machine(machine_id);
+        audit(&mut tx, "activation", &activation_id, "refreshed", actor, Some(details), &now_s).await?;
+        tx.commit().await?;
+        Ok(Granted { key })
+    }
+
+    async fn deactivate(&self, key_display: &str, machine_id: &str, now: OffsetDateTime) -> ApiResult<()> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT a.id FROM activations a JOIN license_keys k ON k.id = a.key_id \
+             WHERE k.key_display = ? AND a.machine_id = ? AND a.deactivated_at IS NULL",
+        )
+        .bind(key_display)
+        .bind(machine_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Err(AppError::new(tessera_core::ErrorCode::NotFound, "No active seat found"));
+        };
+        sqlx::query("UPDATE activations SET deactivated_at = ? WHERE id = ?")
+            .bind(&now_s)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let details = serde_json::json!({"machine_id": machine_id});
+        audit(&mut tx, "activation", &id, "deactivated", Actor::Machine(machine_id), Some(details), &now_s)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_usage(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &UsageRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let done = sqlx::query(
+            "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
+             SELECT ?, id, ?, ?, ?, ?, ? FROM license_keys WHERE key_display = ?",
+        )
+        .bind(new_id())
+        .bind(machine_id)
+        .bind(&req.product)
+        .bind(&req.event_type)
+        .bind(json_text(req.metadata.as_ref()))
+        .bind(timefmt::format(now))
+        .bind(key_display)
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
+        }
+        Ok(())
+    }
+
+    async fn record_flag(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &FlagRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let key = key_by_display(&mut tx, key_display).await?;
+        let Some(key) = key else {
+            return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
+        };
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO flags (id, key_id, machine_id, product, flag_type, details, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&key.id)
+        .bind(machine_id)
+        .bind(&req.product)
+        .bind(&req.flag_type)
+        .bind(json_text(req.details.as_ref()))
+        .bind(&now_s)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({"flag_type": req.flag_type, "key_id": key.id});
+        audit(&mut tx, "flag", &id, "flag_opened", Actor::Machine(machine_id), Some(details), &now_s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_activations(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<ActivationRecord>> {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, String, String, Option<String>, String, String)> =
+            sqlx::query_as(
+                "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
+                 a.last_refresh, a.deactivated_at, k.key_display, k.product \
+                 FROM activations a JOIN license_keys k ON k.id = a.key_id \
+                 WHERE (?1 IS NULL OR a.key_id = ?1) \
+                 ORDER BY a.activated_at DESC, a.id DESC LIMIT ?2 OFFSET ?3",
+            )
+            .bind(key_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ActivationRecord {
+                id: r.0,
+                key_id: r.1,
+                machine_id: r.2,
+                app_version: r.3,
+                platform: r.4,
+                activated_at: r.5,
+                last_refresh: r.6,
+                deactivated_at: r.7,
+                key_display: r.8,
+                product: r.9,
+            })
+            .collect())
+    }
+
+    async fn list_usage(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<UsageEventRecord>> {
+        let rows: Vec<UsageRow> = sqlx::query_as(
+            "SELECT * FROM usage_events WHERE (?1 IS NULL OR key_id = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(key_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UsageEventRecord {
+                id: r.id,
+                key_id: r.key_id,
+                machine_id: r.machine_id,
+                product: r.product,
+                event_type: r.event_type,
+                metadata: parse_json_text(r.metadata),
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    async fn list_flags(&self, status: &str, page: Page) -> ApiResult<Vec<FlagRecord>> {
+        let rows: Vec<FlagRow> = sqlx::query_as(
+            "SELECT * FROM flags WHERE status = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(status)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FlagRecord {
+                id: r.id,
+                key_id: r.key_id,
+                machine_id: r.machine_id,
+                product: r.product,
+                flag_type: r.flag_type,
+                details: parse_json_text(r.details),
+                status: r.status,
+                created_at: r.created_at,
+                reviewed_at: r.reviewed_at,
+                action_taken: r.action_taken,
+            })
+            .collect())
+    }
+
+    async fn update_flag(&self, id: &str, req: &FlagUpdateRequest, now: OffsetDateTime) -> ApiResult<()> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE flags SET status = ?, action_taken = ?, reviewed_at = ? WHERE id = ?",
+        )
+        .bind(&req.status)
+        .bind(&req.action_taken)
+        .bind(&now_s)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(AppError::not_found("Flag"));
+        }
+        let details = serde_json::json!({"status": req.status, "action_taken": req.action_taken});
+        let action = format!("flag_{}", req.status);
+        audit(&mut tx, "flag", id, &action, Actor::Admin, Some(details), &now_s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT * FROM audit_log WHERE (?1 IS NULL OR entity_id = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(entity_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditRecord {
+                id: r.id,
+                entity_type: r.entity_type,
+                entity_id: r.entity_id,
+                action: r.action,
+                actor: r.actor,
+                details: parse_json_text(r.details),
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64> {
+        let keys: Vec<KeyRow> = sqlx::query_as(
+            "SELECT DISTINCT k.* FROM license_keys k JOIN activations a ON a.key_id = k.id \
+             WHERE k.lease_ttl_secs IS NOT NULL AND a.deactivated_at IS NULL",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut released = 0;
+        for key in keys {
+            let mut tx = self.begin().await?;
+            released += release_stale(&mut tx, &key, now).await?;
+            tx.commit().await?;
+        }
+        Ok(released)
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
