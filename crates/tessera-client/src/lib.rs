@@ -1,1 +1,36 @@
+//! `tessera-client`: what an application embeds to hold a Tessera license.
+//!
+//! - [`LicenseClient::activate`] exchanges a license key for a signed token (verified before it
+//!   is trusted) and stores it in an atomically written license file.
+//! - [`LicenseClient::verify_local`] checks that file offline: signature with the embedded public
+//!   key (algorithm pinned), product, machine, and expiry with a grace window computed from the
+//!   *signed* `exp` — never from anything editable in the file.
+//! - [`LicenseClient::effective_tier`] is the tier to gate features on, or the fallback tier with
+//!   the reason.
+//! - [`LicenseClient::refresh_if_needed`] renews a token that is close to expiry and keeps the
+//!   app working in grace when the server is unreachable.
+//! - [`LicenseClient::report_usage`] / [`LicenseClient::report_flag`] are fire-and-forget.
+//!
+//! The license file keeps the field names of the seed's Python client (`jwt`, `key_display`,
+//! `tier`, `valid_until`, `machine_id`, `last_refresh`, `grace_until`), so either client reads a
+//! file the other wrote.
+//!
+//! Time is a parameter: [`LicenseClient::with_clock`] takes any [`tessera_core::clock::Clock`].
 
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod fingerprint;
+mod http;
+pub mod license_file;
+mod reports;
+pub mod verify;
+
+pub use client::{DeactivateOutcome, EffectiveTier, LicenseClient, RefreshOutcome, TierSource};
+pub use config::ClientConfig;
+pub use error::ClientError;
+pub use license_file::{LicenseFile, LicenseFileError};
+pub use reports::ReportStats;
+pub use tessera_core::LicenseClaims;
+pub use tessera_core::expiry::Freshness;
+pub use verify::{InvalidReason, LicenseStatus};

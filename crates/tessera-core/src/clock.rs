@@ -55,7 +55,9 @@ pub struct FixedClock {
 
 impl FixedClock {
     pub fn at(unix: i64) -> Self {
-        Self { unix: AtomicI64::new(unix) }
+        Self {
+            unix: AtomicI64::new(unix),
+        }
     }
     pub fn set(&self, unix: i64) {
         self.unix.store(unix, Ordering::SeqCst);

@@ -233,10 +233,10 @@ impl Verifier {
         let candidates = self.keys.iter().filter(|k| k.alg.jwt() == header.alg);
         let mut tried_any = false;
         for trusted in candidates {
-            if let (Some(want), Some(have)) = (&header.kid, &trusted.kid) {
-                if want != have {
-                    continue;
-                }
+            if let (Some(want), Some(have)) = (&header.kid, &trusted.kid)
+                && want != have
+            {
+                continue;
             }
             tried_any = true;
             let mut validation = Validation::new(trusted.alg.jwt());

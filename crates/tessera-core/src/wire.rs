@@ -160,24 +160,24 @@ impl CreateKeyRequest {
                 format!("must be between 1 and {MAX_SEATS}"),
             ));
         }
-        if let Some(v) = &self.valid_until {
-            if crate::timefmt::parse_until(v).is_none() {
-                return Err(FieldError::new(
-                    "valid_until",
-                    "must be a date (YYYY-MM-DD) or an RFC 3339 timestamp",
-                ));
-            }
+        if let Some(v) = &self.valid_until
+            && crate::timefmt::parse_until(v).is_none()
+        {
+            return Err(FieldError::new(
+                "valid_until",
+                "must be a date (YYYY-MM-DD) or an RFC 3339 timestamp",
+            ));
         }
         validate::optional_text("customer_email", self.customer_email.as_deref(), 254)?;
         validate::text("source", &self.source, 64)?;
         validate::optional_text("notes", self.notes.as_deref(), MAX_NOTES_LEN)?;
-        if let Some(ttl) = self.lease_ttl_secs {
-            if !(60..=365 * 86_400).contains(&ttl) {
-                return Err(FieldError::new(
-                    "lease_ttl_secs",
-                    "must be between 60 and 31536000",
-                ));
-            }
+        if let Some(ttl) = self.lease_ttl_secs
+            && !(60..=365 * 86_400).contains(&ttl)
+        {
+            return Err(FieldError::new(
+                "lease_ttl_secs",
+                "must be between 60 and 31536000",
+            ));
         }
         Ok(())
     }
@@ -262,13 +262,13 @@ impl FlagUpdateRequest {
                 "must be reviewed, dismissed or actioned",
             ));
         }
-        if let Some(a) = &self.action_taken {
-            if !FLAG_ACTIONS.contains(&a.as_str()) {
-                return Err(FieldError::new(
-                    "action_taken",
-                    "must be none, warned or revoked",
-                ));
-            }
+        if let Some(a) = &self.action_taken
+            && !FLAG_ACTIONS.contains(&a.as_str())
+        {
+            return Err(FieldError::new(
+                "action_taken",
+                "must be none, warned or revoked",
+            ));
         }
         Ok(())
     }

@@ -19,7 +19,10 @@ pub struct Bootstrapped {
 pub fn prepare(args: &ServeArgs) -> anyhow::Result<Bootstrapped> {
     let admin_token = admin_token(args)?;
     let signer = signer(args)?;
-    Ok(Bootstrapped { signer, admin_token })
+    Ok(Bootstrapped {
+        signer,
+        admin_token,
+    })
 }
 
 fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -51,7 +54,9 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents)?;
     file.sync_all()?;
     Ok(())
@@ -62,16 +67,22 @@ fn admin_token(args: &ServeArgs) -> anyhow::Result<Secret> {
     let env_empty = std::env::var_os("ADMIN_TOKEN").is_some_and(|v| v.is_empty());
     match &args.admin_token {
         Some(t) if t.trim().is_empty() => {
-            bail!("ADMIN_TOKEN is set but empty: set a long random value, or unset it to have one generated")
+            bail!(
+                "ADMIN_TOKEN is set but empty: set a long random value, or unset it to have one generated"
+            )
         }
         Some(t) => {
             if t.len() < 16 {
-                tracing::warn!("ADMIN_TOKEN is shorter than 16 characters; use a long random value");
+                tracing::warn!(
+                    "ADMIN_TOKEN is shorter than 16 characters; use a long random value"
+                );
             }
             Ok(Secret::new(t.trim().to_string()))
         }
         None if env_empty => {
-            bail!("ADMIN_TOKEN is set but empty: set a long random value, or unset it to have one generated")
+            bail!(
+                "ADMIN_TOKEN is set but empty: set a long random value, or unset it to have one generated"
+            )
         }
         None => {
             ensure_private_dir(&args.data_dir)?;
@@ -81,7 +92,10 @@ fn admin_token(args: &ServeArgs) -> anyhow::Result<Secret> {
                     .with_context(|| format!("reading {}", path.display()))?;
                 let token = token.trim().to_string();
                 if token.is_empty() {
-                    bail!("{} is empty: delete it to have a new token generated", path.display());
+                    bail!(
+                        "{} is empty: delete it to have a new token generated",
+                        path.display()
+                    );
                 }
                 return Ok(Secret::new(token));
             }

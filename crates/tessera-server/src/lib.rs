@@ -86,7 +86,12 @@ impl Application {
             clock: config.clock,
         };
         let router = build_router(state.clone(), &config.limits);
-        Ok(Self { listener, router, state, lease_sweep: config.limits.lease_sweep })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            lease_sweep: config.limits.lease_sweep,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -95,7 +100,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let sweeper = self.lease_sweep.map(|every| {
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -104,7 +112,9 @@ impl Application {
                     tick.tick().await;
                     match state.store.release_expired_leases(state.clock.now()).await {
                         Ok(0) => {}
-                        Ok(n) => tracing::info!(released = n, "released expired floating-seat leases"),
+                        Ok(n) => {
+                            tracing::info!(released = n, "released expired floating-seat leases")
+                        }
                         Err(e) => tracing::warn!(error = %e, "lease sweep failed"),
                     }
                 }
@@ -112,7 +122,8 @@ impl Application {
         });
         let result = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
@@ -167,7 +178,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_concurrent_requests: args.max_concurrent_requests.max(1),
-            lease_sweep: (args.lease_sweep_secs > 0).then(|| Duration::from_secs(args.lease_sweep_secs)),
+            lease_sweep: (args.lease_sweep_secs > 0)
+                .then(|| Duration::from_secs(args.lease_sweep_secs)),
         },
     };
     let app = Application::build(config).await?;

@@ -16,16 +16,25 @@ pub fn check_key_usable(key: &KeyRow, product: &str, now: OffsetDateTime) -> Res
         ));
     }
     if key.revoked {
-        return Err(AppError::new(ErrorCode::LicenseRevoked, "License key has been revoked"));
+        return Err(AppError::new(
+            ErrorCode::LicenseRevoked,
+            "License key has been revoked",
+        ));
     }
     if key_expired(key, now) {
-        return Err(AppError::new(ErrorCode::LicenseExpired, "License key expired"));
+        return Err(AppError::new(
+            ErrorCode::LicenseExpired,
+            "License key expired",
+        ));
     }
     Ok(())
 }
 
 pub fn unknown_key() -> AppError {
-    AppError::new(ErrorCode::InvalidLicenseKey, "Invalid or revoked license key")
+    AppError::new(
+        ErrorCode::InvalidLicenseKey,
+        "Invalid or revoked license key",
+    )
 }
 
 pub fn key_expired(key: &KeyRow, now: OffsetDateTime) -> bool {
@@ -41,12 +50,17 @@ pub fn seat_available(seats: i64, active_other_machines: i64) -> bool {
 }
 
 pub fn seat_limit_reached(seats: i64) -> AppError {
-    AppError::new(ErrorCode::SeatLimitReached, format!("Seat limit reached ({seats} seats)"))
+    AppError::new(
+        ErrorCode::SeatLimitReached,
+        format!("Seat limit reached ({seats} seats)"),
+    )
 }
 
 /// Token expiry: `now + expiry_days`, but never past the key's own `valid_until`.
 pub fn token_exp(key: &KeyRow, now: OffsetDateTime, expiry_days: i64) -> i64 {
-    let by_policy = now.unix_timestamp().saturating_add(tessera_core::expiry::days(expiry_days));
+    let by_policy = now
+        .unix_timestamp()
+        .saturating_add(tessera_core::expiry::days(expiry_days));
     match key.valid_until.as_deref().and_then(timefmt::parse_until) {
         Some(until) => by_policy.min(until.unix_timestamp()),
         None => by_policy,
@@ -93,15 +107,24 @@ mod tests {
     fn wrong_product_and_revoked_are_refused() {
         let mut k = key(None);
         let now = datetime!(2026-01-01 00:00 UTC);
-        assert_eq!(check_key_usable(&k, "falcon", now).unwrap_err().code, ErrorCode::ProductMismatch);
+        assert_eq!(
+            check_key_usable(&k, "falcon", now).unwrap_err().code,
+            ErrorCode::ProductMismatch
+        );
         k.revoked = true;
-        assert_eq!(check_key_usable(&k, "peregrine", now).unwrap_err().code, ErrorCode::LicenseRevoked);
+        assert_eq!(
+            check_key_usable(&k, "peregrine", now).unwrap_err().code,
+            ErrorCode::LicenseRevoked
+        );
     }
 
     #[test]
     fn token_never_outlives_its_key() {
         let now = datetime!(2026-06-01 00:00 UTC);
-        assert_eq!(token_exp(&key(None), now, 30), now.unix_timestamp() + 30 * 86_400);
+        assert_eq!(
+            token_exp(&key(None), now, 30),
+            now.unix_timestamp() + 30 * 86_400
+        );
         let short = token_exp(&key(Some("2026-06-02")), now, 30);
         assert!(short < now.unix_timestamp() + 2 * 86_400);
     }

@@ -40,7 +40,10 @@ impl Default for TestOptions {
             jwt_expiry_days: 30,
             grace_period_days: 7,
             server_notice: None,
-            limits: Limits { lease_sweep: None, ..Limits::default() },
+            limits: Limits {
+                lease_sweep: None,
+                ..Limits::default()
+            },
         }
     }
 }

@@ -5,11 +5,11 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tessera_core::keyfmt;
+use tessera_core::validate::FieldError;
 use tessera_core::wire::{
     ActivationRecord, AuditRecord, CreateKeyRequest, FLAG_STATUSES, FlagRecord, FlagUpdateRequest,
     KeyResponse, StatusResponse, UsageEventRecord,
 };
-use tessera_core::validate::FieldError;
 
 use crate::error::{ApiResult, AppError};
 use crate::extract::{Admin, ApiJson, ApiQuery};
@@ -59,7 +59,11 @@ async fn create_key(
     let mut last_err = None;
     for _ in 0..3 {
         let display = keyfmt::generate_key_display(&req.product, fill_random);
-        match state.store.create_key(&req, &display, state.clock.now()).await {
+        match state
+            .store
+            .create_key(&req, &display, state.clock.now())
+            .await
+        {
             Ok(key) => return Ok(Json(key)),
             Err(e) => last_err = Some(e),
         }
@@ -80,7 +84,12 @@ async fn get_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyResponse>> {
-    state.store.get_key(&id).await?.map(Json).ok_or_else(|| AppError::not_found("Key"))
+    state
+        .store
+        .get_key(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::not_found("Key"))
 }
 
 async fn revoke_key(
@@ -92,13 +101,17 @@ async fn revoke_key(
     Ok(Json(StatusResponse::new("revoked")))
 }
 
-
 async fn list_activations(
     _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<ActivationRecord>>> {
-    Ok(Json(state.store.list_activations(q.key_id.as_deref(), q.page()).await?))
+    Ok(Json(
+        state
+            .store
+            .list_activations(q.key_id.as_deref(), q.page())
+            .await?,
+    ))
 }
 
 async fn list_usage(
@@ -106,9 +119,13 @@ async fn list_usage(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<UsageEventRecord>>> {
-    Ok(Json(state.store.list_usage(q.key_id.as_deref(), q.page()).await?))
+    Ok(Json(
+        state
+            .store
+            .list_usage(q.key_id.as_deref(), q.page())
+            .await?,
+    ))
 }
-
 
 async fn list_flags(
     _: Admin,
@@ -117,7 +134,9 @@ async fn list_flags(
 ) -> ApiResult<Json<Vec<FlagRecord>>> {
     let status = q.status.as_deref().unwrap_or("open");
     if !FLAG_STATUSES.contains(&status) {
-        return Err(FieldError::new("status", "must be open, reviewed, dismissed or actioned").into());
+        return Err(
+            FieldError::new("status", "must be open, reviewed, dismissed or actioned").into(),
+        );
     }
     Ok(Json(state.store.list_flags(status, q.page()).await?))
 }
@@ -129,15 +148,22 @@ async fn update_flag(
     ApiJson(req): ApiJson<FlagUpdateRequest>,
 ) -> ApiResult<Json<StatusResponse>> {
     req.validate()?;
-    state.store.update_flag(&id, &req, state.clock.now()).await?;
+    state
+        .store
+        .update_flag(&id, &req, state.clock.now())
+        .await?;
     Ok(Json(StatusResponse::new("updated")))
 }
-
 
 async fn list_audit(
     _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<AuditRecord>>> {
-    Ok(Json(state.store.list_audit(q.entity_id.as_deref(), q.page()).await?))
+    Ok(Json(
+        state
+            .store
+            .list_audit(q.entity_id.as_deref(), q.page())
+            .await?,
+    ))
 }

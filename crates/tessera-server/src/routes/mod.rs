@@ -25,5 +25,8 @@ async fn not_found() -> impl IntoResponse {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    AppError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this route")
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "Method not allowed on this route",
+    )
 }

@@ -64,7 +64,10 @@ fn require_same_machine(claims: &LicenseClaims, machine_id: &str) -> ApiResult<(
     if claims.machine == machine_id {
         Ok(())
     } else {
-        Err(AppError::new(ErrorCode::MachineMismatch, "Token was issued to another machine"))
+        Err(AppError::new(
+            ErrorCode::MachineMismatch,
+            "Token was issued to another machine",
+        ))
     }
 }
 
@@ -105,7 +108,10 @@ async fn deactivate(
     req.validate()?;
     let claims = verify_within_grace(&state, &req.jwt)?;
     require_same_machine(&claims, &req.machine_id)?;
-    state.store.deactivate(&claims.sub, &req.machine_id, state.clock.now()).await?;
+    state
+        .store
+        .deactivate(&claims.sub, &req.machine_id, state.clock.now())
+        .await?;
     Ok(Json(StatusResponse::new("deactivated")))
 }
 
@@ -117,7 +123,10 @@ impl FromRequestParts<AppState> for LicenseBearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(parts).ok_or_else(|| {
-            AppError::new(ErrorCode::InvalidToken, "Missing `Authorization: Bearer <license JWT>`")
+            AppError::new(
+                ErrorCode::InvalidToken,
+                "Missing `Authorization: Bearer <license JWT>`",
+            )
         })?;
         verify_within_grace(state, token).map(LicenseBearer)
     }
@@ -127,7 +136,10 @@ fn require_product(claims: &LicenseClaims, product: &str) -> ApiResult<()> {
     if claims.product == product {
         Ok(())
     } else {
-        Err(AppError::new(ErrorCode::ProductMismatch, "Token is for another product"))
+        Err(AppError::new(
+            ErrorCode::ProductMismatch,
+            "Token is for another product",
+        ))
     }
 }
 
@@ -138,7 +150,10 @@ async fn usage(
 ) -> ApiResult<Json<StatusResponse>> {
     req.validate()?;
     require_product(&claims, &req.product)?;
-    state.store.record_usage(&claims.sub, &claims.machine, &req, state.clock.now()).await?;
+    state
+        .store
+        .record_usage(&claims.sub, &claims.machine, &req, state.clock.now())
+        .await?;
     Ok(Json(StatusResponse::new("recorded")))
 }
 
@@ -149,6 +164,9 @@ async fn flag(
 ) -> ApiResult<Json<StatusResponse>> {
     req.validate()?;
     require_product(&claims, &req.product)?;
-    state.store.record_flag(&claims.sub, &claims.machine, &req, state.clock.now()).await?;
+    state
+        .store
+        .record_flag(&claims.sub, &claims.machine, &req, state.clock.now())
+        .await?;
     Ok(Json(StatusResponse::new("flagged")))
 }

@@ -69,13 +69,19 @@ impl Page {
     }
     /// Clamps into sane bounds instead of failing: `limit` 1..=1000, `offset` ≥ 0.
     pub fn clamped(self) -> Self {
-        Self { limit: self.limit.clamp(1, Self::MAX_LIMIT), offset: self.offset.max(0) }
+        Self {
+            limit: self.limit.clamp(1, Self::MAX_LIMIT),
+            offset: self.offset.max(0),
+        }
     }
 }
 
 impl Default for Page {
     fn default() -> Self {
-        Self { limit: Self::DEFAULT_LIMIT, offset: 0 }
+        Self {
+            limit: Self::DEFAULT_LIMIT,
+            offset: 0,
+        }
     }
 }
 
@@ -130,7 +136,12 @@ pub trait Store: Send + Sync + 'static {
         platform: Option<&str>,
         now: OffsetDateTime,
     ) -> ApiResult<Granted>;
-    async fn deactivate(&self, key_display: &str, machine_id: &str, now: OffsetDateTime) -> ApiResult<()>;
+    async fn deactivate(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<()>;
 
     async fn record_usage(
         &self,
@@ -147,10 +158,23 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> ApiResult<()>;
 
-    async fn list_activations(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<ActivationRecord>>;
-    async fn list_usage(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<UsageEventRecord>>;
+    async fn list_activations(
+        &self,
+        key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<ActivationRecord>>;
+    async fn list_usage(
+        &self,
+        key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<UsageEventRecord>>;
     async fn list_flags(&self, status: &str, page: Page) -> ApiResult<Vec<FlagRecord>>;
-    async fn update_flag(&self, id: &str, req: &FlagUpdateRequest, now: OffsetDateTime) -> ApiResult<()>;
+    async fn update_flag(
+        &self,
+        id: &str,
+        req: &FlagUpdateRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()>;
     async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>>;
 
     /// Floating seats: releases every lease older than its key's TTL; returns how many.
@@ -162,7 +186,9 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store named by `database_url` and runs its migrations.
 pub async fn connect(database_url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::connect(database_url).await?,
+        ))
     } else {
         anyhow::bail!(
             "unsupported DATABASE_URL scheme in `{}`: use sqlite://PATH",
@@ -206,13 +232,20 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
         assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }
 
     #[test]
     fn pages_are_clamped() {
-        let p = Page { limit: 1_000_000, offset: -5 }.clamped();
+        let p = Page {
+            limit: 1_000_000,
+            offset: -5,
+        }
+        .clamped();
         assert_eq!((p.limit, p.offset), (Page::MAX_LIMIT, 0));
     }
 }

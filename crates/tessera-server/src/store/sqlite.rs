@@ -34,10 +34,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -92,10 +92,12 @@ async fn key_by_display(
     tx: &mut Transaction<'_, Sqlite>,
     key_display: &str,
 ) -> ApiResult<Option<KeyRow>> {
-    Ok(sqlx::query_as::<_, KeyRow>("SELECT * FROM license_keys WHERE key_display = ?")
-        .bind(key_display)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, KeyRow>("SELECT * FROM license_keys WHERE key_display = ?")
+            .bind(key_display)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
 }
 
 /// Floating seats: frees this key's seats whose lease ran out, each release audited.
@@ -104,7 +106,9 @@ async fn release_stale(
     key: &KeyRow,
     now: OffsetDateTime,
 ) -> ApiResult<u64> {
-    let Some(cutoff) = rules::lease_cutoff(key.lease_ttl_secs, now) else { return Ok(0) };
+    let Some(cutoff) = rules::lease_cutoff(key.lease_ttl_secs, now) else {
+        return Ok(0);
+    };
     let now_s = timefmt::format(now);
     let released: Vec<(String, String)> = sqlx::query_as(
         "UPDATE activations SET deactivated_at = ? \
@@ -118,7 +122,16 @@ async fn release_stale(
     .await?;
     for (id, machine_id) in &released {
         let details = serde_json::json!({"machine_id": machine_id, "reason": "lease_expired"});
-        audit(tx, "activation", id, "lease_released", Actor::System, Some(details), &now_s).await?;
+        audit(
+            tx,
+            "activation",
+            id,
+            "lease_released",
+            Actor::System,
+            Some(details),
+            &now_s,
+        )
+        .await?;
     }
     Ok(released.len() as u64)
 }
@@ -219,8 +232,18 @@ impl Store for SqliteStore {
         .bind(row.lease_ttl_secs)
         .execute(&mut *tx)
         .await?;
-        let details = serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
-        audit(&mut tx, "key", &row.id, "created", Actor::Admin, Some(details), &now_s).await?;
+        let details =
+            serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
+        audit(
+            &mut tx,
+            "key",
+            &row.id,
+            "created",
+            Actor::Admin,
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.into_response(0))
     }
@@ -233,7 +256,10 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.into_iter().map(|r| r.key.into_response(r.active_seat_count)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.key.into_response(r.active_seat_count))
+            .collect())
     }
 
     async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
@@ -262,7 +288,9 @@ impl Store for SqliteStore {
     async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
         let now_s = timefmt::format(now);
         let mut tx = self.begin().await?;
-        let key = key_by_display(&mut tx, &req.key).await?.ok_or_else(rules::unknown_key)?;
+        let key = key_by_display(&mut tx, &req.key)
+            .await?
+            .ok_or_else(rules::unknown_key)?;
         rules::check_key_usable(&key, &req.product, now)?;
         release_stale(&mut tx, &key, now).await?;
 
@@ -322,7 +350,16 @@ impl Store for SqliteStore {
         };
         let details = serde_json::json!({"machine_id": req.machine_id});
         let actor = Actor::Machine(&req.machine_id);
-        audit(&mut tx, "activation", &activation_id, "activated", actor, Some(details), &now_s).await?;
+        audit(
+            &mut tx,
+            "activation",
+            &activation_id,
+            "activated",
+            actor,
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Granted { key })
     }
@@ -338,7 +375,9 @@ impl Store for SqliteStore {
     ) -> ApiResult<Granted> {
         let now_s = timefmt::format(now);
         let mut tx = self.begin().await?;
-        let key = key_by_display(&mut tx, key_display).await?.ok_or_else(rules::unknown_key)?;
+        let key = key_by_display(&mut tx, key_display)
+            .await?
+            .ok_or_else(rules::unknown_key)?;
         rules::check_key_usable(&key, product, now)?;
         release_stale(&mut tx, &key, now).await?;
         let activation: Option<String> = sqlx::query_scalar(
@@ -369,12 +408,26 @@ impl Store for SqliteStore {
         .await?;
         let details = serde_json::json!({"machine_id": machine_id});
         let actor = Actor::Machine(machine_id);
-        audit(&mut tx, "activation", &activation_id, "refreshed", actor, Some(details), &now_s).await?;
+        audit(
+            &mut tx,
+            "activation",
+            &activation_id,
+            "refreshed",
+            actor,
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Granted { key })
     }
 
-    async fn deactivate(&self, key_display: &str, machine_id: &str, now: OffsetDateTime) -> ApiResult<()> {
+    async fn deactivate(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         let now_s = timefmt::format(now);
         let mut tx = self.begin().await?;
         let id: Option<String> = sqlx::query_scalar(
@@ -386,7 +439,10 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
-            return Err(AppError::new(tessera_core::ErrorCode::NotFound, "No active seat found"));
+            return Err(AppError::new(
+                tessera_core::ErrorCode::NotFound,
+                "No active seat found",
+            ));
         };
         sqlx::query("UPDATE activations SET deactivated_at = ? WHERE id = ?")
             .bind(&now_s)
@@ -394,8 +450,16 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let details = serde_json::json!({"machine_id": machine_id});
-        audit(&mut tx, "activation", &id, "deactivated", Actor::Machine(machine_id), Some(details), &now_s)
-            .await?;
+        audit(
+            &mut tx,
+            "activation",
+            &id,
+            "deactivated",
+            Actor::Machine(machine_id),
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -421,7 +485,10 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
+            return Err(AppError::new(
+                tessera_core::ErrorCode::InvalidLicenseKey,
+                "Key not found",
+            ));
         }
         Ok(())
     }
@@ -437,7 +504,10 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         let key = key_by_display(&mut tx, key_display).await?;
         let Some(key) = key else {
-            return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
+            return Err(AppError::new(
+                tessera_core::ErrorCode::InvalidLicenseKey,
+                "Key not found",
+            ));
         };
         let id = new_id();
         sqlx::query(
@@ -454,25 +524,48 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let details = serde_json::json!({"flag_type": req.flag_type, "key_id": key.id});
-        audit(&mut tx, "flag", &id, "flag_opened", Actor::Machine(machine_id), Some(details), &now_s).await?;
+        audit(
+            &mut tx,
+            "flag",
+            &id,
+            "flag_opened",
+            Actor::Machine(machine_id),
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn list_activations(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<ActivationRecord>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, String, String, Option<String>, String, String)> =
-            sqlx::query_as(
-                "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
+    async fn list_activations(
+        &self,
+        key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<ActivationRecord>> {
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+        )> = sqlx::query_as(
+            "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
                  a.last_refresh, a.deactivated_at, k.key_display, k.product \
                  FROM activations a JOIN license_keys k ON k.id = a.key_id \
                  WHERE (?1 IS NULL OR a.key_id = ?1) \
                  ORDER BY a.activated_at DESC, a.id DESC LIMIT ?2 OFFSET ?3",
-            )
-            .bind(key_id)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.reader)
-            .await?;
+        )
+        .bind(key_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| ActivationRecord {
@@ -490,7 +583,11 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn list_usage(&self, key_id: Option<&str>, page: Page) -> ApiResult<Vec<UsageEventRecord>> {
+    async fn list_usage(
+        &self,
+        key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<UsageEventRecord>> {
         let rows: Vec<UsageRow> = sqlx::query_as(
             "SELECT * FROM usage_events WHERE (?1 IS NULL OR key_id = ?1) \
              ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
@@ -540,7 +637,12 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn update_flag(&self, id: &str, req: &FlagUpdateRequest, now: OffsetDateTime) -> ApiResult<()> {
+    async fn update_flag(
+        &self,
+        id: &str,
+        req: &FlagUpdateRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         let now_s = timefmt::format(now);
         let mut tx = self.begin().await?;
         let done = sqlx::query(
@@ -557,7 +659,16 @@ impl Store for SqliteStore {
         }
         let details = serde_json::json!({"status": req.status, "action_taken": req.action_taken});
         let action = format!("flag_{}", req.status);
-        audit(&mut tx, "flag", id, &action, Actor::Admin, Some(details), &now_s).await?;
+        audit(
+            &mut tx,
+            "flag",
+            id,
+            &action,
+            Actor::Admin,
+            Some(details),
+            &now_s,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

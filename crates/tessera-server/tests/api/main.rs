@@ -1,0 +1,9 @@
+//! One integration-test binary: each test starts the real server on a real socket and talks
+//! HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod bad_input;
+mod helpers;
+mod public;
+mod seed_bugs;
