@@ -14,6 +14,7 @@ pub enum ErrorCode {
     Unauthorized,
     InvalidApiKey,
     ApiKeyRevoked,
+    ApiKeyExpired,
     InvalidLicenseKey,
     LicenseRevoked,
     LicenseExpired,
@@ -41,7 +42,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | MalformedJson => 400,
-            Unauthorized | InvalidApiKey | ApiKeyRevoked => 401,
+            Unauthorized | InvalidApiKey | ApiKeyRevoked | ApiKeyExpired => 401,
             InvalidLicenseKey | LicenseRevoked | LicenseExpired | ProductMismatch
             | InvalidToken | TokenExpired | MachineMismatch | MachineNotActivated => 403,
             NotFound => 404,
@@ -68,6 +69,7 @@ impl ErrorCode {
             Unauthorized => "unauthorized",
             InvalidApiKey => "invalid_api_key",
             ApiKeyRevoked => "api_key_revoked",
+            ApiKeyExpired => "api_key_expired",
             InvalidLicenseKey => "invalid_license_key",
             LicenseRevoked => "license_revoked",
             LicenseExpired => "license_expired",

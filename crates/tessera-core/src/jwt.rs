@@ -195,6 +195,26 @@ impl Verifier {
         Ok(())
     }
 
+    /// Trusts a key published as a JWK (e.g. from `/.well-known/jwks.json`). Only RSA and
+    /// Ed25519 keys are accepted, each pinned to its own algorithm.
+    pub fn trust_jwk(&mut self, jwk: &jsonwebtoken::jwk::Jwk) -> Result<(), KeyError> {
+        use jsonwebtoken::jwk::AlgorithmParameters as P;
+        let alg = match &jwk.algorithm {
+            P::RSA(_) => SigningAlgorithm::RS256,
+            P::OctetKeyPair(p) if p.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 => {
+                SigningAlgorithm::EdDSA
+            }
+            _ => return Err(KeyError::Unsupported("JWK type".into())),
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::Unsupported(e.to_string()))?;
+        self.keys.push(TrustedKey {
+            kid: jwk.common.key_id.clone(),
+            alg,
+            key,
+        });
+        Ok(())
+    }
+
     pub fn from_pem(pem_bytes: &[u8]) -> Result<Self, KeyError> {
         let mut v = Self::default();
         v.trust_pem(pem_bytes, None)?;

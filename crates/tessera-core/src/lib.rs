@@ -1,6 +1,8 @@
 //! Tessera's shared domain. Everything here is pure: no files, no sockets, no clock.
 //! Time is always a parameter (`now`), so expiry decisions are deterministic in tests.
 
+pub mod apikey;
+pub mod catalog;
 pub mod claims;
 pub mod clock;
 pub mod error;

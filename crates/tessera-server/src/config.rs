@@ -33,6 +33,11 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_PUBLIC_KEY_PATH")]
     pub jwt_public_key_path: Option<PathBuf>,
 
+    /// Product catalog (TOML) for API-key mode: per product signing keys, issuer, token lifetime,
+    /// tiers with their features and quotas. See deploy/catalog.example.toml.
+    #[arg(long, env = "CATALOG_PATH")]
+    pub catalog: Option<PathBuf>,
+
     /// Lifetime of issued license tokens, in days.
     #[arg(long, env = "JWT_EXPIRY_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub jwt_expiry_days: i64,

@@ -2,6 +2,9 @@
 //! and tests start the same [`Application`] on a random port.
 
 use std::future::Future;
+use std::path::Path;
+
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +13,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use tessera_core::ErrorCode;
+use tessera_core::Verifier;
+use tessera_core::catalog::Catalog;
 use tessera_core::clock::{Clock, SystemClock};
-use tessera_core::{Signer, Verifier};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -21,6 +25,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod keyring;
 pub mod routes;
 pub mod rules;
 pub mod secret;
@@ -31,6 +36,7 @@ pub mod test_support;
 
 pub use config::ServeArgs;
 use error::AppError;
+use keyring::KeyRing;
 use secret::Secret;
 use state::{AppState, Policy};
 use store::Store;
@@ -39,7 +45,7 @@ use store::Store;
 pub struct Config {
     pub listen_addr: SocketAddr,
     pub store: Arc<dyn Store>,
-    pub signer: Arc<Signer>,
+    pub keyring: KeyRing,
     pub admin_token: Secret,
     pub policy: Policy,
     pub clock: Arc<dyn Clock>,
@@ -76,10 +82,12 @@ impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen_addr).await?;
-        let verifier: Verifier = config.signer.verifier();
+        let signer = config.keyring.license().clone();
+        let verifier: Verifier = signer.verifier();
         let state = AppState {
             store: config.store,
-            signer: config.signer,
+            signer,
+            keyring: Arc::new(config.keyring),
             verifier: Arc::new(verifier),
             admin_token_digest: secret::sha256(config.admin_token.expose().as_bytes()),
             policy: Arc::new(config.policy),
@@ -162,11 +170,23 @@ pub fn build_router(state: AppState, limits: &Limits) -> Router {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let boot = bootstrap::prepare(&args)?;
     let database_url = args.database_url();
+    let catalog = match &args.catalog {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading catalog {}", path.display()))?;
+            let catalog =
+                Catalog::parse(&text).with_context(|| format!("catalog {}", path.display()))?;
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Some((catalog, dir))
+        }
+        None => None,
+    };
+    let keyring = KeyRing::load(boot.signer, catalog.as_ref().map(|(c, d)| (c, d.as_path())))?;
     let store = store::connect(&database_url).await?;
     let config = Config {
         listen_addr: args.listen_addr,
         store,
-        signer: Arc::new(boot.signer),
+        keyring,
         admin_token: boot.admin_token,
         policy: Policy {
             jwt_expiry_days: args.jwt_expiry_days,

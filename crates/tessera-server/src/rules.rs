@@ -5,7 +5,7 @@ use tessera_core::{ErrorCode, timefmt};
 use time::OffsetDateTime;
 
 use crate::error::AppError;
-use crate::store::KeyRow;
+use crate::store::{ApiKeyRow, KeyRow};
 
 /// Can this key be used for `product` at `now`? The seed's `_get_key_row`, with distinct codes.
 pub fn check_key_usable(key: &KeyRow, product: &str, now: OffsetDateTime) -> Result<(), AppError> {
@@ -42,6 +42,32 @@ pub fn key_expired(key: &KeyRow, now: OffsetDateTime) -> bool {
         .as_deref()
         .and_then(timefmt::parse_until)
         .is_some_and(|until| until < now)
+}
+
+/// May this API key fetch a token at `now`?
+pub fn check_api_key_usable(key: &ApiKeyRow, now: OffsetDateTime) -> Result<(), AppError> {
+    if key.revoked {
+        return Err(AppError::new(
+            ErrorCode::ApiKeyRevoked,
+            "API key has been revoked. Contact your vendor for a new key.",
+        ));
+    }
+    let expired = key
+        .expires_at
+        .as_deref()
+        .and_then(timefmt::parse_until)
+        .is_some_and(|t| t < now);
+    if expired {
+        return Err(AppError::new(
+            ErrorCode::ApiKeyExpired,
+            "API key has expired",
+        ));
+    }
+    Ok(())
+}
+
+pub fn unknown_api_key() -> AppError {
+    AppError::new(ErrorCode::InvalidApiKey, "Invalid API key")
 }
 
 /// A new machine may take a seat while fewer than `seats` other machines hold one.

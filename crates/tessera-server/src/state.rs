@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tessera_core::clock::Clock;
 use tessera_core::{Signer, Verifier};
 
+use crate::keyring::KeyRing;
 use crate::store::Store;
 
 /// Token policy: the seed's `JWT_EXPIRY_DAYS`, `GRACE_PERIOD_DAYS` and `SERVER_NOTICE`.
@@ -25,6 +26,7 @@ impl Policy {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub signer: Arc<Signer>,
+    pub keyring: Arc<KeyRing>,
     pub verifier: Arc<Verifier>,
     pub admin_token_digest: [u8; 32],
     pub policy: Arc<Policy>,

@@ -32,6 +32,8 @@ pub struct TestOptions {
     pub grace_period_days: i64,
     pub server_notice: Option<String>,
     pub limits: Limits,
+    /// A product catalog and the directory its key paths are relative to.
+    pub catalog: Option<(tessera_core::catalog::Catalog, std::path::PathBuf)>,
 }
 
 impl Default for TestOptions {
@@ -44,6 +46,7 @@ impl Default for TestOptions {
                 lease_sweep: None,
                 ..Limits::default()
             },
+            catalog: None,
         }
     }
 }
@@ -58,12 +61,14 @@ impl TestServer {
         let database_url = format!("sqlite://{}", dir.path().join("tessera.db").display());
         let pair = keys::generate_rsa()?;
         let signer = Signer::from_pem(pair.private_pem.as_bytes(), None)?;
+        let catalog = options.catalog.as_ref().map(|(c, d)| (c, d.as_path()));
+        let keyring = crate::keyring::KeyRing::load(signer, catalog)?;
         let store = crate::store::connect(&database_url).await?;
         let clock = Arc::new(OffsetClock::new());
         let config = Config {
             listen_addr: "127.0.0.1:0".parse()?,
             store,
-            signer: Arc::new(signer),
+            keyring,
             admin_token: Secret::new(ADMIN_TOKEN.to_string()),
             policy: Policy {
                 jwt_expiry_days: options.jwt_expiry_days,

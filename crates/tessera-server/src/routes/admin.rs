@@ -3,7 +3,6 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
-use serde::Deserialize;
 use tessera_core::keyfmt;
 use tessera_core::validate::FieldError;
 use tessera_core::wire::{
@@ -13,30 +12,9 @@ use tessera_core::wire::{
 
 use crate::error::{ApiResult, AppError};
 use crate::extract::{Admin, ApiJson, ApiQuery};
+use crate::routes::ListQuery;
 use crate::secret::fill_random;
 use crate::state::AppState;
-use crate::store::Page;
-
-/// Query string of every list endpoint. Flat (no `serde(flatten)`, which breaks numbers in
-/// query strings); each endpoint reads the filters it knows.
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<i64>,
-    offset: Option<i64>,
-    key_id: Option<String>,
-    status: Option<String>,
-    entity_id: Option<String>,
-}
-
-impl ListQuery {
-    fn page(&self) -> Page {
-        Page {
-            limit: self.limit.unwrap_or(Page::DEFAULT_LIMIT),
-            offset: self.offset.unwrap_or(0),
-        }
-        .clamped()
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()

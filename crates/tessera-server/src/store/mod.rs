@@ -3,6 +3,9 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use tessera_core::apikey::{
+    ApiKeyRecord, CreateApiKeyRequest, InstanceRecord, UpdateApiKeyRequest,
+};
 use tessera_core::wire::{
     ActivateRequest, ActivationRecord, AuditRecord, CreateKeyRequest, FlagRecord, FlagRequest,
     FlagUpdateRequest, KeyResponse, UsageEventRecord, UsageRequest,
@@ -48,6 +51,66 @@ impl KeyRow {
             created_at: self.created_at,
             active_seat_count,
             lease_ttl_secs: self.lease_ttl_secs,
+        }
+    }
+}
+
+/// An `api_keys` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub product: String,
+    pub tier: String,
+    pub name: String,
+    pub org_name: Option<String>,
+    pub trial: bool,
+    pub expires_at: Option<String>,
+    pub revoked: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<ApiKeyRow> for ApiKeyRecord {
+    fn from(r: ApiKeyRow) -> Self {
+        ApiKeyRecord {
+            id: r.id,
+            key_prefix: r.key_prefix,
+            product: r.product,
+            tier: r.tier,
+            name: r.name,
+            org_name: r.org_name,
+            trial: r.trial,
+            expires_at: r.expires_at,
+            revoked: r.revoked,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: String,
+    pub api_key_id: String,
+    pub instance_id: String,
+    pub version: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub fetch_count: i64,
+}
+
+impl From<InstanceRow> for InstanceRecord {
+    fn from(r: InstanceRow) -> Self {
+        InstanceRecord {
+            id: r.id,
+            api_key_id: r.api_key_id,
+            instance_id: r.instance_id,
+            version: r.version,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            fetch_count: r.fetch_count,
         }
     }
 }
@@ -176,6 +239,38 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> ApiResult<()>;
     async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>>;
+
+    /// Stores a new API key (its hash only).
+    async fn create_api_key(
+        &self,
+        req: &CreateApiKeyRequest,
+        key_hash: &str,
+        key_prefix: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord>;
+    async fn list_api_keys(&self, page: Page) -> ApiResult<Vec<ApiKeyRecord>>;
+    async fn get_api_key(&self, id: &str) -> ApiResult<Option<ApiKeyRecord>>;
+    async fn update_api_key(
+        &self,
+        id: &str,
+        req: &UpdateApiKeyRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord>;
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()>;
+    /// Finds the key by hash, refuses revoked or expired keys, and records the instance
+    /// (first/last seen, count) in the same transaction.
+    async fn fetch_for_token(
+        &self,
+        key_hash: &str,
+        instance_id: &str,
+        version: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord>;
+    async fn list_instances(
+        &self,
+        api_key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<InstanceRecord>>;
 
     /// Floating seats: releases every lease older than its key's TTL; returns how many.
     async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64>;

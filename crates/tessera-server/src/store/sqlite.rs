@@ -8,6 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use tessera_core::apikey::{
+    ApiKeyRecord, CreateApiKeyRequest, InstanceRecord, UpdateApiKeyRequest,
+};
 use tessera_core::timefmt;
 use tessera_core::wire::{
     ActivateRequest, ActivationRecord, AuditRecord, CreateKeyRequest, FlagRecord, FlagRequest,
@@ -15,7 +18,9 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
-use super::{Actor, Granted, KeyRow, Page, Store, json_text, new_id, parse_json_text};
+use super::{
+    Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id, parse_json_text,
+};
 use crate::error::{ApiResult, AppError};
 use crate::rules;
 
@@ -695,6 +700,195 @@ impl Store for SqliteStore {
                 created_at: r.created_at,
             })
             .collect())
+    }
+
+    async fn create_api_key(
+        &self,
+        req: &CreateApiKeyRequest,
+        key_hash: &str,
+        key_prefix: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        let now_s = timefmt::format(now);
+        let id = new_id();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, key_prefix, product, tier, name, org_name, trial, \
+             expires_at, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&id)
+        .bind(key_hash)
+        .bind(key_prefix)
+        .bind(&req.product)
+        .bind(&req.tier)
+        .bind(&req.name)
+        .bind(&req.org_name)
+        .bind(req.trial)
+        .bind(&req.expires_at)
+        .bind(&now_s)
+        .bind(&now_s)
+        .execute(&mut *tx)
+        .await?;
+        let details =
+            serde_json::json!({"product": req.product, "tier": req.tier, "name": req.name});
+        audit(
+            &mut tx,
+            "api_key",
+            &id,
+            "created",
+            Actor::Admin,
+            Some(details),
+            &now_s,
+        )
+        .await?;
+        let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    async fn list_api_keys(&self, page: Page) -> ApiResult<Vec<ApiKeyRecord>> {
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(
+            "SELECT * FROM api_keys ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn get_api_key(&self, id: &str) -> ApiResult<Option<ApiKeyRecord>> {
+        let row: Option<ApiKeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn update_api_key(
+        &self,
+        id: &str,
+        req: &UpdateApiKeyRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let before: Option<ApiKeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(before) = before else {
+            return Err(AppError::not_found("API key"));
+        };
+        sqlx::query(
+            "UPDATE api_keys SET tier = COALESCE(?, tier), name = COALESCE(?, name), \
+             org_name = COALESCE(?, org_name), trial = COALESCE(?, trial), \
+             expires_at = COALESCE(?, expires_at), updated_at = ? WHERE id = ?",
+        )
+        .bind(&req.tier)
+        .bind(&req.name)
+        .bind(&req.org_name)
+        .bind(req.trial)
+        .bind(&req.expires_at)
+        .bind(&now_s)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({"from_tier": before.tier, "changes": req});
+        audit(
+            &mut tx,
+            "api_key",
+            id,
+            "updated",
+            Actor::Admin,
+            Some(details),
+            &now_s,
+        )
+        .await?;
+        let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
+        let now_s = timefmt::format(now);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE api_keys SET revoked = 1, updated_at = ? WHERE id = ?")
+            .bind(&now_s)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(AppError::not_found("API key"));
+        }
+        audit(
+            &mut tx,
+            "api_key",
+            id,
+            "revoked",
+            Actor::Admin,
+            None,
+            &now_s,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fetch_for_token(
+        &self,
+        key_hash: &str,
+        instance_id: &str,
+        version: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        // Read first, outside the write lock: unknown and revoked keys (guessing) cost no write.
+        let row: Option<ApiKeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE key_hash = ?")
+            .bind(key_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        let row = row.ok_or_else(rules::unknown_api_key)?;
+        rules::check_api_key_usable(&row, now)?;
+        let now_s = timefmt::format(now);
+        sqlx::query(
+            "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
+             VALUES (?, ?, ?, ?, ?, ?, 1) \
+             ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
+             version = COALESCE(excluded.version, instances.version), last_seen = excluded.last_seen, \
+             fetch_count = instances.fetch_count + 1",
+        )
+        .bind(new_id())
+        .bind(&row.id)
+        .bind(instance_id)
+        .bind(version)
+        .bind(&now_s)
+        .bind(&now_s)
+        .execute(&self.writer)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn list_instances(
+        &self,
+        api_key_id: Option<&str>,
+        page: Page,
+    ) -> ApiResult<Vec<InstanceRecord>> {
+        let rows: Vec<InstanceRow> = sqlx::query_as(
+            "SELECT * FROM instances WHERE (?1 IS NULL OR api_key_id = ?1) \
+             ORDER BY last_seen DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(api_key_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64> {
