@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod db;
 mod keygen;
 mod output;
 
@@ -25,6 +26,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Administer a running server over its admin API.
     Admin(Box<admin::AdminArgs>),
+    /// Database maintenance: migrate, copy SQLite to PostgreSQL, back up SQLite.
+    Db(db::DbArgs),
 }
 
 fn init_logging() {
@@ -49,6 +52,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => tessera_server::serve(*args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Admin(args) => admin::run(*args).await,
+        Command::Db(args) => db::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,10 +1,9 @@
 //! [`LicenseClient`]: activation, offline verification, refresh with grace, deactivation and
 //! fire-and-forget reports, over one license file.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tessera_core::clock::{Clock, SystemClock};
 use tessera_core::expiry::{Freshness, days, freshness};
 use tessera_core::wire::{
@@ -18,12 +17,16 @@ use crate::error::ClientError;
 use crate::fingerprint;
 use crate::http::{build_client, post_json};
 use crate::license_file::{self, LicenseFile, LicenseFileError, python_isoformat};
+use crate::outcome::{DeactivateOutcome, EffectiveTier, RefreshOutcome, TierSource};
 use crate::reports::{Destination, Report, ReportStats, Reporter};
 use crate::verify::{Expectations, InvalidReason, LicenseStatus, evaluate};
 
 /// The clock high-water mark on disk is moved forward at most this often (seconds); in memory it
 /// is exact.
 const HIGH_WATER_STEP_SECS: i64 = 60;
+
+/// Upper bound for the day settings (ten years), so day arithmetic cannot overflow.
+const MAX_DAYS: i64 = 3650;
 
 /// Holds one application's license. Cheap to clone; clones share the report queue.
 #[derive(Clone)]
@@ -40,6 +43,8 @@ struct Inner {
     /// Latest time seen (unix seconds), so a clock turned back cannot revive an expired license.
     high_water: AtomicI64,
     reporter: Reporter,
+    /// The code of the last fallback reason logged at `warn`, so an app asking per request logs it once.
+    last_warning: Mutex<Option<&'static str>>,
 }
 
 impl std::fmt::Debug for LicenseClient {
@@ -49,71 +54,6 @@ impl std::fmt::Debug for LicenseClient {
             .field("machine_id", &self.inner.machine_id)
             .finish_non_exhaustive()
     }
-}
-
-/// Where the effective tier came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TierSource {
-    License,
-    Fallback,
-}
-
-/// The tier to gate features on, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EffectiveTier {
-    pub tier: String,
-    pub source: TierSource,
-    pub in_grace: bool,
-    /// Why the fallback tier is in use (`None` when the license is valid).
-    pub reason: Option<InvalidReason>,
-}
-
-/// What [`LicenseClient::refresh_if_needed`] did. It never fails: the app keeps the license it
-/// has until that license lapses.
-#[derive(Debug)]
-pub enum RefreshOutcome {
-    /// The token is not close to expiry.
-    NotNeeded(LicenseStatus),
-    /// A new token was verified and stored.
-    Refreshed(LicenseStatus),
-    /// The server could not be reached (or had a temporary problem): the cached license is still
-    /// in use, in grace if it has expired.
-    Unreachable {
-        status: LicenseStatus,
-        error: ClientError,
-    },
-    /// The server refused, or sent a token that does not verify. The cached license is still in
-    /// use until it lapses.
-    Rejected {
-        status: LicenseStatus,
-        error: ClientError,
-    },
-    /// There is no valid license to refresh.
-    NoValidLicense(InvalidReason),
-}
-
-impl RefreshOutcome {
-    /// The license in use after the attempt, if any.
-    pub fn status(&self) -> Option<&LicenseStatus> {
-        match self {
-            RefreshOutcome::NotNeeded(s) | RefreshOutcome::Refreshed(s) => Some(s),
-            RefreshOutcome::Unreachable { status, .. }
-            | RefreshOutcome::Rejected { status, .. } => Some(status),
-            RefreshOutcome::NoValidLicense(_) => None,
-        }
-    }
-}
-
-/// What [`LicenseClient::deactivate`] did.
-#[derive(Debug)]
-pub struct DeactivateOutcome {
-    /// A license file was there to deactivate.
-    pub had_license: bool,
-    /// The server confirmed that the seat is free.
-    pub server_confirmed: bool,
-    /// Why the server did not confirm (the file is removed regardless).
-    pub server_error: Option<ClientError>,
 }
 
 /// Two views of now: the clock's, and the one decisions use (never earlier than a time seen).
@@ -158,6 +98,7 @@ impl LicenseClient {
                 machine_id,
                 high_water: AtomicI64::new(i64::MIN),
                 reporter,
+                last_warning: Mutex::new(None),
             }),
         })
     }
@@ -267,8 +208,10 @@ impl LicenseClient {
                 let tier = &self.inner.config.fallback_tier;
                 if reason.is_missing() {
                     tracing::debug!(%reason, tier, "no license; using the fallback tier");
-                } else {
+                } else if self.first_time_warning(&reason) {
                     tracing::warn!(%reason, code = reason.code(), tier, "license not usable; using the fallback tier");
+                } else {
+                    tracing::debug!(%reason, tier, "license still not usable; using the fallback tier");
                 }
                 EffectiveTier {
                     tier: tier.clone(),
@@ -277,6 +220,18 @@ impl LicenseClient {
                     reason: Some(reason),
                 }
             }
+        }
+    }
+
+    fn first_time_warning(&self, reason: &InvalidReason) -> bool {
+        let code = reason.code();
+        match self.inner.last_warning.lock() {
+            Ok(mut last) if *last != Some(code) => {
+                *last = Some(code);
+                true
+            }
+            Ok(_) => false,
+            Err(_) => true,
         }
     }
 
@@ -301,12 +256,19 @@ impl LicenseClient {
     }
 
     /// Refreshes now, whatever the expiry (the CLI's `refresh`). The current license must still
-    /// be valid or in grace.
+    /// be valid or in grace — or be expired only because the clock reads earlier than a time
+    /// already seen: then the server, whose clock is authoritative, decides.
     pub async fn refresh(&self) -> Result<LicenseStatus, ClientError> {
         let cfg = &self.inner.config;
         let file =
             LicenseFile::read(&cfg.license_path).map_err(|e| ClientError::NoLicense(e.into()))?;
-        self.verify_local().map_err(ClientError::NoLicense)?;
+        match self.verify_local() {
+            Ok(_)
+            | Err(InvalidReason::Expired {
+                clock_behind: true, ..
+            }) => {}
+            Err(reason) => return Err(ClientError::NoLicense(reason)),
+        }
         let request = RefreshRequest {
             jwt: file.jwt.clone(),
             machine_id: self.inner.machine_id.clone(),
@@ -329,6 +291,20 @@ impl LicenseClient {
     pub async fn refresh_if_needed(&self) -> RefreshOutcome {
         let status = match self.verify_local() {
             Ok(s) => s,
+            Err(
+                reason @ InvalidReason::Expired {
+                    clock_behind: true, ..
+                },
+            ) => {
+                // A high-water mark from a clock that once ran ahead: only the server can heal it.
+                return match self.refresh().await {
+                    Ok(new) => RefreshOutcome::Refreshed(new),
+                    Err(error) => {
+                        tracing::warn!(%error, %reason, "license refresh failed");
+                        RefreshOutcome::NoValidLicense(reason)
+                    }
+                };
+            }
             Err(reason) => return RefreshOutcome::NoValidLicense(reason),
         };
         if !status.needs_refresh(days(self.inner.config.refresh_before_days)) {
@@ -449,8 +425,9 @@ fn validate(config: &ClientConfig) -> Result<(), ClientError> {
     if config.product.trim().is_empty() {
         return bad("product is empty");
     }
-    if config.grace_days < 0 || config.refresh_before_days < 0 {
-        return bad("grace_days and refresh_before_days must not be negative");
+    let day_range = 0..=MAX_DAYS;
+    if !day_range.contains(&config.grace_days) || !day_range.contains(&config.refresh_before_days) {
+        return bad("grace_days and refresh_before_days must be between 0 and 3650");
     }
     if config.timeout.is_zero() {
         return bad("timeout must be more than zero");

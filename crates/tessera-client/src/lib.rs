@@ -23,14 +23,18 @@ pub mod error;
 pub mod fingerprint;
 mod http;
 pub mod license_file;
+mod outcome;
 mod reports;
 pub mod verify;
 
-pub use client::{DeactivateOutcome, EffectiveTier, LicenseClient, RefreshOutcome, TierSource};
+pub use client::LicenseClient;
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use license_file::{LicenseFile, LicenseFileError};
+pub use outcome::{DeactivateOutcome, EffectiveTier, RefreshOutcome, TierSource};
 pub use reports::ReportStats;
+/// The shared domain crate (clocks, claims, the error contract), for apps that need it.
+pub use tessera_core;
 pub use tessera_core::LicenseClaims;
 pub use tessera_core::expiry::Freshness;
 pub use verify::{InvalidReason, LicenseStatus};

@@ -31,11 +31,11 @@ pub enum InvalidReason {
     OtherMachine,
     #[error(
         "the license token claims to be issued at {}, after this machine's time {}; \
-         check the system clock", ts(*iat), ts(*now)
+         check the system clock", rfc3339(*iat), rfc3339(*now)
     )]
     IssuedInFuture { iat: i64, now: i64 },
     #[error(
-        "the license expired at {} and its grace period ended at {}{}", ts(*exp), ts(*grace_end),
+        "the license expired at {} and its grace period ended at {}{}", rfc3339(*exp), rfc3339(*grace_end),
         if *clock_behind { " (the system clock is behind the latest time this client saw)" }
         else { "" }
     )]
@@ -66,7 +66,8 @@ impl InvalidReason {
     }
 }
 
-fn ts(unix: i64) -> String {
+/// Unix seconds as RFC 3339 UTC text (`2027-01-15T08:00:00.000000Z`), for display.
+pub fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .map(tessera_core::timefmt::format)
         .unwrap_or_else(|_| unix.to_string())

@@ -20,6 +20,7 @@ pub fn looks_like_api_key(key: &str) -> bool {
 
 /// Claims of an API-key token (`POST /api/v1/licenses/token`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyClaims {
     pub iss: String,
     pub sub: String,
@@ -49,6 +50,7 @@ impl crate::claims::Expiring for ApiKeyClaims {
 
 /// `POST /api/v1/licenses/token` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub instance_id: String,
     #[serde(default)]
@@ -63,6 +65,7 @@ impl TokenRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub jwt: String,
     pub expires_in: i64,
@@ -70,6 +73,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateApiKeyRequest {
     pub product: String,
     pub tier: String,
@@ -105,6 +109,7 @@ fn expires_at(v: Option<&str>) -> Result<(), FieldError> {
 
 /// `PATCH /admin/api-keys/{id}`: every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateApiKeyRequest {
     #[serde(default)]
     pub tier: Option<String>,
@@ -133,6 +138,7 @@ impl UpdateApiKeyRequest {
 
 /// An API key as the admin API lists it: never the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyRecord {
     pub id: String,
     /// First characters of the key (`sk-1a2b…`), to tell keys apart.
@@ -150,6 +156,7 @@ pub struct ApiKeyRecord {
 
 /// `POST /admin/api-keys` answer: the record plus the secret, shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyCreated {
     #[serde(flatten)]
     pub record: ApiKeyRecord,
@@ -157,6 +164,7 @@ pub struct ApiKeyCreated {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceRecord {
     pub id: String,
     pub api_key_id: String,

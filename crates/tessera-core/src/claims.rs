@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Claims of a token issued by `/v1/activate` and `/v1/refresh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LicenseClaims {
     /// The license key as the customer typed it (`CFG-PRNG-XXXX-XXXX-XXXX`).
     pub sub: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable error codes. Serialized in snake_case; never renamed once released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -100,6 +101,7 @@ impl std::fmt::Display for ErrorCode {
 /// The JSON body of every error response: `{"error": "...", "message": "...", "detail": "..."}`.
 /// `detail` repeats `message` so clients written for the FastAPI seed keep showing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorCode,
     pub message: String,

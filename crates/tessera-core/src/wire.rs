@@ -12,6 +12,7 @@ pub const MAX_JWT_LEN: usize = 16 * 1024;
 pub const MAX_SEATS: i64 = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivateRequest {
     pub key: String,
     pub machine_id: String,
@@ -33,6 +34,7 @@ impl ActivateRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivateResponse {
     pub jwt: String,
     pub tier: String,
@@ -43,6 +45,7 @@ pub struct ActivateResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     pub jwt: String,
     pub machine_id: String,
@@ -62,6 +65,7 @@ impl RefreshRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeactivateRequest {
     pub jwt: String,
     pub machine_id: String,
@@ -76,6 +80,7 @@ impl DeactivateRequest {
 
 /// `{"status": "..."}`, the seed's acknowledgement body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusResponse {
     pub status: String,
 }
@@ -89,6 +94,7 @@ impl StatusResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRequest {
     pub event_type: String,
     pub product: String,
@@ -105,6 +111,7 @@ impl UsageRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlagRequest {
     pub flag_type: String,
     pub product: String,
@@ -128,6 +135,7 @@ fn default_source() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateKeyRequest {
     pub product: String,
     pub tier: String,
@@ -184,6 +192,7 @@ impl CreateKeyRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyResponse {
     pub id: String,
     pub key_display: String,
@@ -204,6 +213,7 @@ pub struct KeyResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivationRecord {
     pub id: String,
     pub key_id: String,
@@ -218,6 +228,7 @@ pub struct ActivationRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageEventRecord {
     pub id: String,
     pub key_id: String,
@@ -229,6 +240,7 @@ pub struct UsageEventRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlagRecord {
     pub id: String,
     pub key_id: String,
@@ -246,6 +258,7 @@ pub const FLAG_STATUSES: &[&str] = &["open", "reviewed", "dismissed", "actioned"
 pub const FLAG_ACTIONS: &[&str] = &["none", "warned", "revoked"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlagUpdateRequest {
     /// `reviewed` | `dismissed` | `actioned`
     pub status: String,
@@ -275,6 +288,7 @@ impl FlagUpdateRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub id: String,
     pub entity_type: String,

@@ -62,12 +62,45 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 
+    /// Per client IP on /v1/activate, /v1/refresh, /v1/deactivate and /api/v1/licenses/token:
+    /// requests allowed in a burst. 0 switches rate limiting off (load tests).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 60)]
+    pub rate_limit_burst: u32,
+
+    /// Sustained requests per minute per client IP on those routes (0 = off).
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
+    pub rate_limit_per_minute: u32,
+
+    /// Reverse proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDRs).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Interval of the floating-seat sweeper, in seconds (0 disables the sweeper).
     #[arg(long, env = "LEASE_SWEEP_SECS", default_value_t = 60)]
     pub lease_sweep_secs: u64,
 }
 
 impl ServeArgs {
+    /// `None` when rate limiting is switched off (`--rate-limit-burst 0`).
+    pub fn rate_limit(&self) -> anyhow::Result<Option<crate::ratelimit::RateLimitConfig>> {
+        let (Some(burst), Some(per_minute)) = (
+            std::num::NonZeroU32::new(self.rate_limit_burst),
+            std::num::NonZeroU32::new(self.rate_limit_per_minute),
+        ) else {
+            return Ok(None);
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("TRUSTED_PROXIES: `{p}` is not an IP address or CIDR"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(crate::ratelimit::RateLimitConfig { burst, per_minute, trusted_proxies }))
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()

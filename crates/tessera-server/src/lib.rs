@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +24,13 @@ use tower_http::trace::TraceLayer;
 
 pub mod bootstrap;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod keyring;
+pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod rules;
 pub mod secret;
@@ -58,6 +63,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub lease_sweep: Option<Duration>,
+    /// Per-IP limits on secret-taking routes; `None` switches them off (load tests).
+    pub rate_limit: Option<ratelimit::RateLimitConfig>,
 }
 
 impl Default for Limits {
@@ -67,6 +74,11 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
             lease_sweep: Some(Duration::from_secs(60)),
+            rate_limit: Some(ratelimit::RateLimitConfig {
+                burst: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+                per_minute: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+                trusted_proxies: Vec::new(),
+            }),
         }
     }
 }
@@ -76,6 +88,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     lease_sweep: Option<Duration>,
+    limiter: Option<Arc<ratelimit::Limiter>>,
 }
 
 impl Application {
@@ -93,12 +106,14 @@ impl Application {
             policy: Arc::new(config.policy),
             clock: config.clock,
         };
-        let router = build_router(state.clone(), &config.limits);
+        let limiter = config.limits.rate_limit.as_ref().map(ratelimit::Limiter::new);
+        let router = build_router(state.clone(), &config.limits, limiter.clone());
         Ok(Self {
             listener,
             router,
             state,
             lease_sweep: config.limits.lease_sweep,
+            limiter,
         })
     }
 
@@ -128,6 +143,15 @@ impl Application {
                 }
             })
         });
+        let shrinker = self.limiter.clone().map(|limiter| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    limiter.shrink();
+                }
+            })
+        });
         let result = axum::serve(
             self.listener,
             self.router
@@ -135,7 +159,7 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        if let Some(task) = sweeper {
+        for task in [sweeper, shrinker].into_iter().flatten() {
             task.abort();
         }
         self.state.store.close().await;
@@ -143,8 +167,17 @@ impl Application {
     }
 }
 
-pub fn build_router(state: AppState, limits: &Limits) -> Router {
-    routes::router(state)
+pub fn build_router(
+    state: AppState,
+    limits: &Limits,
+    limiter: Option<Arc<ratelimit::Limiter>>,
+) -> Router {
+    let mut router = routes::router(state);
+    if let Some(limiter) = limiter {
+        router = router.layer(axum::middleware::from_fn_with_state(limiter, ratelimit::enforce));
+    }
+    router
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -200,6 +233,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_concurrent_requests: args.max_concurrent_requests.max(1),
             lease_sweep: (args.lease_sweep_secs > 0)
                 .then(|| Duration::from_secs(args.lease_sweep_secs)),
+            rate_limit: args.rate_limit()?,
         },
     };
     let app = Application::build(config).await?;

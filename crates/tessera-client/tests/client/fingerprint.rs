@@ -69,7 +69,13 @@ fn bad_configuration_is_refused_up_front() {
     bad_url.server_url = "ftp://example".into();
     let mut no_product = good();
     no_product.product = " ".into();
-    for cfg in [no_key, bad_url, no_product, good().with_grace_days(-1)] {
+    for cfg in [
+        no_key,
+        bad_url,
+        no_product,
+        good().with_grace_days(-1),
+        good().with_grace_days(i64::MAX),
+    ] {
         assert!(
             matches!(
                 LicenseClient::new(cfg),

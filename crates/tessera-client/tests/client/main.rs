@@ -1,6 +1,10 @@
 //! One test binary for the client (each file under `tests/` would link separately).
 //! Set `TEST_LOG=1` to see the client's logs.
 
+// Test code: a failed unwrap is a failed test. (clippy's allow-*-in-tests covers `#[test]`
+// functions but not the shared helpers of an integration-test crate.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod fingerprint;
 mod grace;
 mod helpers;

@@ -411,3 +411,51 @@ async fn deactivate_sends_the_token_and_machine() {
     assert!(!d.path.exists());
     server.verify().await;
 }
+
+#[tokio::test]
+async fn clock_that_once_ran_ahead_is_healed_by_a_server_refresh() {
+    let now = T0 + days(2);
+    let fresh = token_at(now);
+    let server = answering(
+        "/v1/refresh",
+        ResponseTemplate::new(200).set_body_json(issued(&fresh)),
+    )
+    .await;
+    let (d, client) = licensed_client(&server.uri(), T0 + days(365));
+    // The clock ran a year ahead once: the high-water mark now says the license lapsed.
+    assert_eq!(client.verify_local().unwrap_err().code(), "expired");
+
+    // Back on the right time, only the server (the time authority) can lift that.
+    let (fixed, _) = client_with(config(&server.uri(), &d.path), now);
+    assert!(matches!(
+        fixed.verify_local(),
+        Err(InvalidReason::Expired {
+            clock_behind: true,
+            ..
+        })
+    ));
+    match fixed.refresh_if_needed().await {
+        RefreshOutcome::Refreshed(status) => assert_eq!(status.expires_at, now + days(30)),
+        other => panic!("expected Refreshed, got {other:?}"),
+    }
+    assert_eq!(fixed.effective_tier().tier, "paid");
+    let (restarted, _) = client_with(config(&server.uri(), &d.path), now + 60);
+    assert!(restarted.verify_local().is_ok());
+}
+
+#[tokio::test]
+async fn clock_turned_back_cannot_refresh_a_lapsed_license() {
+    let server = answering(
+        "/v1/refresh",
+        ResponseTemplate::new(403).set_body_json(error_body("token_expired", "Token expired")),
+    )
+    .await;
+    let (d, client) = licensed_client(&server.uri(), T0 + days(40));
+    assert_eq!(client.verify_local().unwrap_err().code(), "expired");
+    let (turned_back, _) = client_with(config(&server.uri(), &d.path), T0 + days(10));
+    match turned_back.refresh_if_needed().await {
+        RefreshOutcome::NoValidLicense(reason) => assert_eq!(reason.code(), "expired"),
+        other => panic!("expected NoValidLicense, got {other:?}"),
+    }
+    assert_eq!(turned_back.effective_tier().tier, "free");
+}

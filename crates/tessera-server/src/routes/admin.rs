@@ -1,8 +1,9 @@
 //! `/admin/*`: key management and review, behind `Authorization: Bearer $ADMIN_TOKEN`.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tessera_core::keyfmt;
 use tessera_core::validate::FieldError;
 use tessera_core::wire::{
@@ -16,18 +17,27 @@ use crate::routes::ListQuery;
 use crate::secret::fill_random;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/keys", get(list_keys).post(create_key))
-        .route("/keys/{id}", get(get_key).delete(revoke_key))
-        .route("/activations", get(list_activations))
-        .route("/usage", get(list_usage))
-        .route("/flags", get(list_flags))
-        .route("/flags/{id}", patch(update_flag))
-        .route("/audit", get(list_audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, revoke_key))
+        .routes(routes!(list_activations))
+        .routes(routes!(list_usage))
+        .routes(routes!(list_flags))
+        .routes(routes!(update_flag))
+        .routes(routes!(list_audit))
 }
 
-async fn create_key(
+#[utoipa::path(
+    post,
+    path = "/keys",
+    tag = "admin",
+    summary = "Issue a license key",
+    request_body = CreateKeyRequest,
+    responses((status = 200, body = KeyResponse), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn create_key(
     _: Admin,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateKeyRequest>,
@@ -49,6 +59,15 @@ async fn create_key(
     Err(last_err.unwrap_or_else(|| AppError::internal("key generation failed")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/keys",
+    tag = "admin",
+    summary = "List license keys, newest first",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<KeyResponse>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_keys(
     _: Admin,
     State(state): State<AppState>,
@@ -57,6 +76,15 @@ async fn list_keys(
     Ok(Json(state.store.list_keys(q.page()).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/keys/{id}",
+    tag = "admin",
+    summary = "One license key",
+    params(("id" = String, Path)),
+    responses((status = 200, body = KeyResponse), (status = 401, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn get_key(
     _: Admin,
     State(state): State<AppState>,
@@ -70,6 +98,15 @@ async fn get_key(
         .ok_or_else(|| AppError::not_found("Key"))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/keys/{id}",
+    tag = "admin",
+    summary = "Revoke a license key",
+    params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 401, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn revoke_key(
     _: Admin,
     State(state): State<AppState>,
@@ -79,6 +116,15 @@ async fn revoke_key(
     Ok(Json(StatusResponse::new("revoked")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/activations",
+    tag = "admin",
+    summary = "List seats (activations)",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<ActivationRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_activations(
     _: Admin,
     State(state): State<AppState>,
@@ -92,6 +138,15 @@ async fn list_activations(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "admin",
+    summary = "List usage events",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<UsageEventRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_usage(
     _: Admin,
     State(state): State<AppState>,
@@ -105,6 +160,15 @@ async fn list_usage(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/flags",
+    tag = "admin",
+    summary = "List flags by status (default open)",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<FlagRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_flags(
     _: Admin,
     State(state): State<AppState>,
@@ -119,6 +183,16 @@ async fn list_flags(
     Ok(Json(state.store.list_flags(status, q.page()).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/flags/{id}",
+    tag = "admin",
+    summary = "Review a flag",
+    request_body = FlagUpdateRequest,
+    params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn update_flag(
     _: Admin,
     State(state): State<AppState>,
@@ -133,6 +207,15 @@ async fn update_flag(
     Ok(Json(StatusResponse::new("updated")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "admin",
+    summary = "Audit log, newest first",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<AuditRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_audit(
     _: Admin,
     State(state): State<AppState>,

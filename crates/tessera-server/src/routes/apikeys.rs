@@ -3,8 +3,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tessera_core::apikey::{
     API_KEY_PREFIX, ApiKeyClaims, ApiKeyCreated, ApiKeyRecord, CreateApiKeyRequest, InstanceRecord,
     TokenRequest, TokenResponse, UpdateApiKeyRequest, looks_like_api_key,
@@ -21,28 +22,42 @@ use crate::rules;
 use crate::secret::{random_token, sha256_hex};
 use crate::state::AppState;
 
-pub fn public_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/licenses/token", post(token))
-        .route("/.well-known/jwks.json", get(jwks))
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(token)).routes(routes!(jwks))
 }
 
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list_api_keys).post(create_api_key))
-        .route(
-            "/api-keys/{id}",
-            patch(update_api_key).delete(revoke_api_key),
-        )
-        .route("/instances", get(list_instances))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(update_api_key, revoke_api_key))
+        .routes(routes!(list_instances))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licenses/token",
+    tag = "api-keys",
+    summary = "Exchange an API key for a license token",
+    request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody)),
+    security(("api_key" = [])),
+)]
 async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    let api_key = bearer_in(&headers)
+    let result = issue_token(&state, &headers, &req).await;
+    crate::metrics::result("tessera_token_fetches_total", &result);
+    result.map(Json)
+}
+
+async fn issue_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &TokenRequest,
+) -> ApiResult<TokenResponse> {
+    let api_key = bearer_in(headers)
         .filter(|k| looks_like_api_key(k))
         .ok_or_else(rules::unknown_api_key)?;
     req.validate()?;
@@ -91,13 +106,20 @@ async fn token(
         trial: key.trial,
     };
     let jwt = signer.sign(&claims).map_err(AppError::internal)?;
-    Ok(Json(TokenResponse {
+    Ok(TokenResponse {
         jwt,
         expires_in: exp - iat,
         message: state.policy.server_notice.clone(),
-    }))
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "api-keys",
+    summary = "Public signing keys (JWKS)",
+    responses((status = 200, body = serde_json::Value)),
+)]
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(state.keyring.jwks().clone())
 }
@@ -113,7 +135,16 @@ fn check_tier(state: &AppState, product: &str, tier: &str) -> ApiResult<()> {
     }
 }
 
-async fn create_api_key(
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "api-keys",
+    summary = "Create an API key (secret shown once)",
+    request_body = CreateApiKeyRequest,
+    responses((status = 200, body = ApiKeyCreated), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn create_api_key(
     _: Admin,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateApiKeyRequest>,
@@ -137,6 +168,15 @@ async fn create_api_key(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "api-keys",
+    summary = "List API keys (never the secret)",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<ApiKeyRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_api_keys(
     _: Admin,
     State(state): State<AppState>,
@@ -145,7 +185,17 @@ async fn list_api_keys(
     Ok(Json(state.store.list_api_keys(q.page()).await?))
 }
 
-async fn update_api_key(
+#[utoipa::path(
+    patch,
+    path = "/api-keys/{id}",
+    tag = "api-keys",
+    summary = "Change an API key (e.g. its tier)",
+    request_body = UpdateApiKeyRequest,
+    params(("id" = String, Path)),
+    responses((status = 200, body = ApiKeyRecord), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn update_api_key(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -168,6 +218,15 @@ async fn update_api_key(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "api-keys",
+    summary = "Revoke an API key",
+    params(("id" = String, Path)),
+    responses((status = 200, body = StatusResponse), (status = 401, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn revoke_api_key(
     _: Admin,
     State(state): State<AppState>,
@@ -177,6 +236,15 @@ async fn revoke_api_key(
     Ok(Json(StatusResponse::new("revoked")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/instances",
+    tag = "api-keys",
+    summary = "List instances that fetched tokens",
+    params(crate::routes::ListQuery),
+    responses((status = 200, body = Vec<InstanceRecord>), (status = 400, body = tessera_core::ErrorBody), (status = 401, body = tessera_core::ErrorBody)),
+    security(("admin_token" = [])),
+)]
 async fn list_instances(
     _: Admin,
     State(state): State<AppState>,

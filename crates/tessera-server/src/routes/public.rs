@@ -2,8 +2,9 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tessera_core::expiry::{Freshness, freshness};
 use tessera_core::wire::{
     ActivateRequest, ActivateResponse, DeactivateRequest, FlagRequest, RefreshRequest,
@@ -17,13 +18,13 @@ use crate::rules;
 use crate::state::AppState;
 use crate::store::KeyRow;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/activate", post(activate))
-        .route("/refresh", post(refresh))
-        .route("/deactivate", post(deactivate))
-        .route("/usage", post(usage))
-        .route("/flag", post(flag))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(activate))
+        .routes(routes!(refresh))
+        .routes(routes!(deactivate))
+        .routes(routes!(usage))
+        .routes(routes!(flag))
 }
 
 fn issue(state: &AppState, key: &KeyRow, machine_id: &str) -> ApiResult<ActivateResponse> {
@@ -71,21 +72,45 @@ fn require_same_machine(claims: &LicenseClaims, machine_id: &str) -> ApiResult<(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/activate",
+    tag = "license",
+    summary = "Activate a license key on a machine",
+    request_body = ActivateRequest,
+    responses((status = 200, body = ActivateResponse), (status = 400, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody), (status = 403, body = tessera_core::ErrorBody), (status = 409, body = tessera_core::ErrorBody)),
+)]
 async fn activate(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ActivateRequest>,
 ) -> ApiResult<Json<ActivateResponse>> {
     req.validate()?;
-    let granted = state.store.activate(&req, state.clock.now()).await?;
+    let granted = state.store.activate(&req, state.clock.now()).await;
+    crate::metrics::result("tessera_activations_total", &granted);
+    let granted = granted?;
     Ok(Json(issue(&state, &granted.key, &req.machine_id)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = "license",
+    summary = "Exchange a license token (valid or within grace) for a new one",
+    request_body = RefreshRequest,
+    responses((status = 200, body = ActivateResponse), (status = 400, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody), (status = 403, body = tessera_core::ErrorBody)),
+)]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<ActivateResponse>> {
+    let result = refresh_checked(&state, &req).await;
+    crate::metrics::result("tessera_refreshes_total", &result);
+    result.map(Json)
+}
+
+async fn refresh_checked(state: &AppState, req: &RefreshRequest) -> ApiResult<ActivateResponse> {
     req.validate()?;
-    let claims = verify_within_grace(&state, &req.jwt)?;
+    let claims = verify_within_grace(state, &req.jwt)?;
     require_same_machine(&claims, &req.machine_id)?;
     let granted = state
         .store
@@ -98,9 +123,17 @@ async fn refresh(
             state.clock.now(),
         )
         .await?;
-    Ok(Json(issue(&state, &granted.key, &req.machine_id)?))
+    issue(state, &granted.key, &req.machine_id)
 }
 
+#[utoipa::path(
+    post,
+    path = "/deactivate",
+    tag = "license",
+    summary = "Release this machine's seat",
+    request_body = DeactivateRequest,
+    responses((status = 200, body = StatusResponse), (status = 400, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody), (status = 403, body = tessera_core::ErrorBody), (status = 404, body = tessera_core::ErrorBody)),
+)]
 async fn deactivate(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<DeactivateRequest>,
@@ -143,6 +176,15 @@ fn require_product(claims: &LicenseClaims, product: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/usage",
+    tag = "license",
+    summary = "Record a usage event",
+    request_body = UsageRequest,
+    responses((status = 200, body = StatusResponse), (status = 400, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody), (status = 403, body = tessera_core::ErrorBody)),
+    security(("license_jwt" = [])),
+)]
 async fn usage(
     State(state): State<AppState>,
     LicenseBearer(claims): LicenseBearer,
@@ -157,6 +199,15 @@ async fn usage(
     Ok(Json(StatusResponse::new("recorded")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/flag",
+    tag = "license",
+    summary = "Report a violation flag",
+    request_body = FlagRequest,
+    responses((status = 200, body = StatusResponse), (status = 400, body = tessera_core::ErrorBody), (status = 413, body = tessera_core::ErrorBody), (status = 415, body = tessera_core::ErrorBody), (status = 422, body = tessera_core::ErrorBody), (status = 429, body = tessera_core::ErrorBody), (status = 403, body = tessera_core::ErrorBody)),
+    security(("license_jwt" = [])),
+)]
 async fn flag(
     State(state): State<AppState>,
     LicenseBearer(claims): LicenseBearer,

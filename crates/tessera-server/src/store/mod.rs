@@ -14,6 +14,8 @@ use time::OffsetDateTime;
 
 use crate::error::ApiResult;
 
+pub mod maintenance;
+pub mod postgres;
 pub mod sqlite;
 
 /// A license key row.
@@ -276,20 +278,35 @@ pub trait Store: Send + Sync + 'static {
     async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64>;
 
     async fn close(&self);
+
+    /// Connection pools as (name, open connections, idle connections), for `/metrics`.
+    fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        Vec::new()
+    }
 }
 
-/// Opens the store named by `database_url` and runs its migrations.
+/// Opens the store named by `database_url` and runs its migrations: `sqlite:…` or
+/// `postgres://…` / `postgresql://…`.
 pub async fn connect(database_url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
             sqlite::SqliteStore::connect(database_url).await?,
         ))
+    } else if is_postgres_url(database_url) {
+        Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(database_url).await?,
+        ))
     } else {
         anyhow::bail!(
-            "unsupported DATABASE_URL scheme in `{}`: use sqlite://PATH",
+            "unsupported DATABASE_URL scheme in `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
             redact_url(database_url)
         )
     }
+}
+
+/// `postgres://…` or `postgresql://…`.
+pub fn is_postgres_url(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
 /// A database URL safe to log: the password, if any, replaced.

@@ -907,6 +907,13 @@ impl Store for SqliteStore {
         Ok(released)
     }
 
+    fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        vec![
+            ("sqlite_writer", self.writer.size(), self.writer.num_idle()),
+            ("sqlite_reader", self.reader.size(), self.reader.num_idle()),
+        ]
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -5,6 +5,9 @@
 mod admin;
 mod apikeys;
 mod bad_input;
+mod durability;
 mod helpers;
+mod operations;
 mod public;
+mod replicas;
 mod seed_bugs;
