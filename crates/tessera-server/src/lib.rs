@@ -106,7 +106,11 @@ impl Application {
             policy: Arc::new(config.policy),
             clock: config.clock,
         };
-        let limiter = config.limits.rate_limit.as_ref().map(ratelimit::Limiter::new);
+        let limiter = config
+            .limits
+            .rate_limit
+            .as_ref()
+            .map(ratelimit::Limiter::new);
         let router = build_router(state.clone(), &config.limits, limiter.clone());
         Ok(Self {
             listener,
@@ -174,15 +178,15 @@ pub fn build_router(
 ) -> Router {
     let mut router = routes::router(state);
     if let Some(limiter) = limiter {
-        router = router.layer(axum::middleware::from_fn_with_state(limiter, ratelimit::enforce));
+        router = router.layer(axum::middleware::from_fn_with_state(
+            limiter,
+            ratelimit::enforce,
+        ));
     }
     router
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(limits.request_timeout, request_timeout))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(ErrorCode::InternalError, "Internal server error").into_response()
@@ -197,6 +201,18 @@ pub fn build_router(
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Abandons a request that runs past the configured timeout with a JSON 408.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => AppError::new(ErrorCode::RequestTimeout, "Request took too long").into_response(),
+    }
 }
 
 /// `tessera serve`: bootstrap, connect, migrate, serve until SIGTERM or Ctrl-C.
