@@ -109,7 +109,9 @@ pub async fn run(args: DbArgs) -> anyhow::Result<()> {
                         );
                     }
                     if report.verified {
-                        println!("verified: every table has as many rows in the target as in the source");
+                        println!(
+                            "verified: every table has as many rows in the target as in the source"
+                        );
                     }
                 }
             }

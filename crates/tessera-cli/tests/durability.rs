@@ -35,6 +35,7 @@ impl Served {
             .env("TESSERA_DATA_DIR", data_dir)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LEASE_SWEEP_SECS", "0")
+            .env("RATE_LIMIT_BURST", "0") // a load from one address, on purpose
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info,sqlx=warn")
             .env_remove("JWT_PRIVATE_KEY_PATH")
@@ -212,7 +213,10 @@ async fn every_activation_answered_200_survives_sigkill() {
     let mut answered_ok = Vec::new();
     for writer in writers {
         let (ok, other) = writer.await.unwrap();
-        assert!(other.is_empty(), "unexpected statuses before the kill: {other:?}");
+        assert!(
+            other.is_empty(),
+            "unexpected statuses before the kill: {other:?}"
+        );
         answered_ok.extend(ok);
     }
     assert!(
@@ -286,7 +290,10 @@ async fn db_commands_migrate_back_up_and_copy_from_the_command_line() {
     ]);
     assert!(ok, "{stderr}");
     let migrated: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(migrated["applied"].as_array().unwrap().len() >= 2, "{migrated}");
+    assert!(
+        migrated["applied"].as_array().unwrap().len() >= 2,
+        "{migrated}"
+    );
     assert!(db_path.exists());
 
     // Some data, through a server on that file.
@@ -330,7 +337,14 @@ async fn db_commands_migrate_back_up_and_copy_from_the_command_line() {
         let pg = PgTestDatabase::create().await.unwrap();
         for run in 0..2 {
             let (ok, stdout, stderr) = tessera(&[
-                "db", "copy", "--from", &sqlite_url, "--to", &pg.url, "--output", "json",
+                "db",
+                "copy",
+                "--from",
+                &sqlite_url,
+                "--to",
+                &pg.url,
+                "--output",
+                "json",
             ]);
             assert!(ok, "run {run}: {stderr}");
             let report: Value = serde_json::from_str(&stdout).unwrap();

@@ -95,10 +95,16 @@ impl ServeArgs {
             .map(|p| {
                 p.parse::<ipnet::IpNet>()
                     .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| anyhow::anyhow!("TRUSTED_PROXIES: `{p}` is not an IP address or CIDR"))
+                    .map_err(|_| {
+                        anyhow::anyhow!("TRUSTED_PROXIES: `{p}` is not an IP address or CIDR")
+                    })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Some(crate::ratelimit::RateLimitConfig { burst, per_minute, trusted_proxies }))
+        Ok(Some(crate::ratelimit::RateLimitConfig {
+            burst,
+            per_minute,
+            trusted_proxies,
+        }))
     }
 
     pub fn database_url(&self) -> String {

@@ -12,8 +12,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The process-wide recorder (the `metrics` facade is global; every server in a test process
 /// shares it).
@@ -70,9 +71,13 @@ fn outcome_label(name: &'static str, outcome: &'static str) {
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     for (pool, size, idle) in state.store.pool_stats() {
-        metrics::gauge!("tessera_db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
+        metrics::gauge!("tessera_db_pool_connections", "pool" => pool, "state" => "idle")
+            .set(idle as f64);
         metrics::gauge!("tessera_db_pool_connections", "pool" => pool, "state" => "in_use")
             .set(f64::from(size) - idle as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle().render(),
+    )
 }

@@ -72,11 +72,26 @@ pub fn router<S: Clone + Send + Sync + 'static>(spec: utoipa::openapi::OpenApi) 
             }),
         )
         .route("/docs", get(|| async { Html(DOCS_HTML) }))
-        .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript", SWAGGER_JS) }))
-        .route("/docs/swagger-ui.css", get(|| async { asset("text/css", SWAGGER_CSS) }))
-        .route("/docs/init.js", get(|| async { asset("text/javascript", INIT_JS) }))
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            get(|| async { asset("text/javascript", SWAGGER_JS) }),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            get(|| async { asset("text/css", SWAGGER_CSS) }),
+        )
+        .route(
+            "/docs/init.js",
+            get(|| async { asset("text/javascript", INIT_JS) }),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body)
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
 }

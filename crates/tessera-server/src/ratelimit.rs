@@ -16,8 +16,12 @@ use tessera_core::ErrorCode;
 use crate::error::AppError;
 
 /// Routes that are limited.
-pub const LIMITED_ROUTES: &[&str] =
-    &["/v1/activate", "/v1/refresh", "/v1/deactivate", "/api/v1/licenses/token"];
+pub const LIMITED_ROUTES: &[&str] = &[
+    "/v1/activate",
+    "/v1/refresh",
+    "/v1/deactivate",
+    "/api/v1/licenses/token",
+];
 
 #[derive(Debug, Clone)]
 pub struct RateLimitConfig {
@@ -49,7 +53,9 @@ impl Limiter {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let Some(header) = forwarded_for else { return peer };
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
         header
             .rsplit(',')
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
@@ -68,11 +74,7 @@ impl Limiter {
     }
 }
 
-pub async fn enforce(
-    State(limiter): State<Arc<Limiter>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
     let limited = req
         .extensions()
         .get::<MatchedPath>()
@@ -80,10 +82,17 @@ pub async fn enforce(
     if !limited {
         return next.run(req).await;
     }
-    let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
         return next.run(req).await;
     };
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let ip = limiter.client_ip(peer, forwarded);
     match limiter.limiter.check_key(&ip) {
         Ok(()) => next.run(req).await,

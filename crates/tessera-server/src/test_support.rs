@@ -216,7 +216,11 @@ impl TestServer {
     pub async fn spawn_with(options: TestOptions) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (database_url, private_pem, postgres) = match &options.shared {
-            Some(shared) => (shared.database_url.clone(), shared.private_pem.clone(), None),
+            Some(shared) => (
+                shared.database_url.clone(),
+                shared.private_pem.clone(),
+                None,
+            ),
             None => {
                 let private_pem = keys::generate_rsa()?.private_pem;
                 match options.backend {
@@ -328,7 +332,10 @@ mod tests {
             with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
             "postgresql://u:p@h/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
         assert_eq!(
             with_database("postgres://h?sslmode=disable", "x"),
             "postgres://h/x?sslmode=disable"

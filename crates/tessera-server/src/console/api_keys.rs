@@ -216,7 +216,9 @@ pub async fn create(State(state): State<AppState>, posted: Posted<ApiKeyForm>) -
     let Posted { session, form } = posted;
     let req = match parse_api_key_form(&form) {
         Ok(r) => r,
-        Err(e) => return new_page(&session, StatusCode::UNPROCESSABLE_ENTITY, &form, Some(e)).await,
+        Err(e) => {
+            return new_page(&session, StatusCode::UNPROCESSABLE_ENTITY, &form, Some(e)).await;
+        }
     };
     // The same steps as `POST /admin/api-keys` (tier check, secret, hash, prefix).
     match crate::routes::apikeys::create_api_key(Admin, State(state), ApiJson(req)).await {
@@ -272,7 +274,9 @@ pub async fn change_tier(
         match crate::routes::apikeys::update_api_key(Admin, State(state), Path(id), ApiJson(req))
             .await
         {
-            Ok(axum::Json(k)) => Flash::ok(format!("Tier of \u{201c}{}\u{201d} is now {tier}.", k.name)),
+            Ok(axum::Json(k)) => {
+                Flash::ok(format!("Tier of \u{201c}{}\u{201d} is now {tier}.", k.name))
+            }
             Err(e) if e.code == ErrorCode::ValidationError => {
                 Flash::error(format!("Tier not changed. {}", e.message))
             }

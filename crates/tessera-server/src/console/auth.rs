@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -87,9 +87,7 @@ pub async fn login_form(
     if peek(&headers, &sessions, state.clock.now()).await.is_some() {
         return view::redirect(if safe_next(&next) { &next } else { "/console" });
     }
-    let notice = q
-        .signed_out
-        .map(|_| "You are signed out.".to_string());
+    let notice = q.signed_out.map(|_| "You are signed out.".to_string());
     login_page(&headers, StatusCode::OK, &next, None, notice)
 }
 

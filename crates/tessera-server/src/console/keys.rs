@@ -14,8 +14,8 @@ use super::audit::{AuditRow, audit_row};
 use super::session::{Flash, Posted, Session};
 use super::stats::{MAX_ROWS, scan};
 use super::view::{
-    self, Layout, PAGE_SIZE, Pager, app_error_page, field, json_brief, not_found_page,
-    page_number, redirect, render, when, when_opt, with_query,
+    self, Layout, PAGE_SIZE, Pager, app_error_page, field, json_brief, not_found_page, page_number,
+    redirect, render, when, when_opt, with_query,
 };
 use super::{PathId, path_id};
 use crate::error::AppError;
@@ -73,8 +73,7 @@ fn key_href(id: &str) -> String {
 fn matches(k: &KeyResponse, needle: &str) -> bool {
     k.key_display.to_lowercase().contains(needle)
         || k.product.to_lowercase().contains(needle)
-        || k
-            .customer_email
+        || k.customer_email
             .as_deref()
             .is_some_and(|e| e.to_lowercase().contains(needle))
 }

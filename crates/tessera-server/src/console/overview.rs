@@ -9,8 +9,8 @@ use super::audit::{AuditRow, audit_rows};
 use super::session::Session;
 use super::stats::{self, Chart, Counts};
 use super::view::{Layout, app_error_page, render};
-use crate::store::Page;
 use crate::state::AppState;
+use crate::store::Page;
 
 #[derive(Template)]
 #[template(path = "console/overview.html")]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
@@ -194,8 +194,15 @@ impl FromRequestParts<AppState> for Session {
         }
         // Come back to the page asked for after signing in (GET only: a form post is not
         // something to replay).
+        // (The router is nested: the original URI still has the `/console` prefix.)
         let next = (parts.method == Method::GET)
-            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()))
+            .then(|| {
+                parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .and_then(|u| u.0.path_and_query())
+                    .map(|p| p.as_str().to_string())
+            })
             .flatten()
             .filter(|p| safe_next(p));
         let target = match next {
@@ -316,11 +323,9 @@ pub fn is_https(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(',').next())
         .is_some_and(|first| {
             first.split(';').any(|kv| {
-                kv.trim()
-                    .split_once('=')
-                    .is_some_and(|(k, v)| {
-                        k.eq_ignore_ascii_case("proto") && v.trim_matches('"') == "https"
-                    })
+                kv.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.eq_ignore_ascii_case("proto") && v.trim_matches('"') == "https"
+                })
             })
         });
     forwarded_proto || forwarded
@@ -400,7 +405,12 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
         let id = sessions.create(t0).await;
         let key = sha256_hex(id.as_bytes());
-        assert!(sessions.lookup(&key, t0 + Duration::hours(11)).await.is_some());
+        assert!(
+            sessions
+                .lookup(&key, t0 + Duration::hours(11))
+                .await
+                .is_some()
+        );
         assert!(sessions.lookup(&key, t0 + SESSION_TTL).await.is_none());
         assert!(sessions.is_empty().await);
         sessions.create(t0).await;

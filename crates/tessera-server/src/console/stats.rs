@@ -216,6 +216,10 @@ fn nice_max(v: u64) -> u64 {
     }
 }
 
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn num(v: f64) -> String {
     format!("{v:.1}")
 }
@@ -308,7 +312,9 @@ pub fn chart(activity: &Activity) -> Chart {
             })
             .collect(),
         summary: format!(
-            "{total_act} activations and {total_fetch} token fetches in the last {} days.",
+            "{} and {} in the last {} days.",
+            plural(total_act, "activation", "activations"),
+            plural(total_fetch, "token fetch", "token fetches"),
             activity.days.len()
         ),
     }

@@ -102,7 +102,12 @@ pub struct ErrorPage {
 }
 
 /// A page that says what went wrong, with navigation when the user is signed in.
-pub fn error_page(csrf: Option<&str>, status: StatusCode, heading: &str, message: &str) -> Response {
+pub fn error_page(
+    csrf: Option<&str>,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Response {
     let page = ErrorPage {
         layout: Layout::new(heading, "", csrf),
         heading: heading.to_string(),

@@ -1,15 +1,15 @@
 //! `/admin/*`: key management and review, behind `Authorization: Bearer $ADMIN_TOKEN`.
 
-use axum::extract::{Path, State};
 use axum::Json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use axum::extract::{Path, State};
 use tessera_core::keyfmt;
 use tessera_core::validate::FieldError;
 use tessera_core::wire::{
     ActivationRecord, AuditRecord, CreateKeyRequest, FLAG_STATUSES, FlagRecord, FlagUpdateRequest,
     KeyResponse, StatusResponse, UsageEventRecord,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, AppError};
 use crate::extract::{Admin, ApiJson, ApiQuery};

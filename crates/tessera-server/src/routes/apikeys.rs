@@ -1,11 +1,9 @@
 //! API-key mode: `POST /api/v1/licenses/token` (an instance exchanges its `sk-…` key for a
 //! token), the admin routes that manage keys and list instances, and the public JWKS.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use tessera_core::apikey::{
     API_KEY_PREFIX, ApiKeyClaims, ApiKeyCreated, ApiKeyRecord, CreateApiKeyRequest, InstanceRecord,
     TokenRequest, TokenResponse, UpdateApiKeyRequest, looks_like_api_key,
@@ -13,6 +11,8 @@ use tessera_core::apikey::{
 use tessera_core::timefmt;
 use tessera_core::validate::FieldError;
 use tessera_core::wire::StatusResponse;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, AppError};
 use crate::extract::{Admin, ApiJson, ApiQuery, bearer_in};
@@ -23,7 +23,9 @@ use crate::secret::{random_token, sha256_hex};
 use crate::state::AppState;
 
 pub fn public_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(token)).routes(routes!(jwks))
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(jwks))
 }
 
 pub fn admin_router() -> OpenApiRouter<AppState> {

@@ -33,13 +33,21 @@ async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = tessera_core::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     state.store.ping().await.map_err(|e| {
-        AppError::new(tessera_core::ErrorCode::ServiceUnavailable, format!("database unreachable: {}", e.message))
+        AppError::new(
+            tessera_core::ErrorCode::ServiceUnavailable,
+            format!("database unreachable: {}", e.message),
+        )
     })?;
     // Signing keys are parsed at start; a probe signature proves they are usable.
     state
         .signer
         .sign(&serde_json::json!({"probe": true}))
-        .map_err(|_| AppError::new(tessera_core::ErrorCode::ServiceUnavailable, "signing key unusable"))?;
+        .map_err(|_| {
+            AppError::new(
+                tessera_core::ErrorCode::ServiceUnavailable,
+                "signing key unusable",
+            )
+        })?;
     Ok(Json(Health { status: "ready" }))
 }
 

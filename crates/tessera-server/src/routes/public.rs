@@ -1,16 +1,16 @@
 //! `/v1/activate|refresh|deactivate|usage|flag`: what client applications call.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::Json;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use tessera_core::expiry::{Freshness, freshness};
 use tessera_core::wire::{
     ActivateRequest, ActivateResponse, DeactivateRequest, FlagRequest, RefreshRequest,
     StatusResponse, UsageRequest,
 };
 use tessera_core::{ErrorCode, LicenseClaims};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, AppError};
 use crate::extract::{ApiJson, bearer};

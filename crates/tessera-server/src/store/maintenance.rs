@@ -260,12 +260,7 @@ async fn copy_all(
             .fetch_one(&mut *src)
             .await?;
         copied.push((table.name, source_rows, inserted));
-        tracing::info!(
-            table = table.name,
-            source_rows,
-            inserted,
-            "copied table"
-        );
+        tracing::info!(table = table.name, source_rows, inserted, "copied table");
     }
     dst.commit().await?;
     src.rollback().await?;
@@ -447,7 +442,10 @@ fn create_private_empty(path: &Path) -> anyhow::Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("{} already exists: refusing to overwrite it", path.display())
+            bail!(
+                "{} already exists: refusing to overwrite it",
+                path.display()
+            )
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("creating {}", path.display()))),
     }

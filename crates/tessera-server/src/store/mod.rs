@@ -17,6 +17,7 @@ use crate::error::ApiResult;
 pub mod maintenance;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_writer;
 
 /// A license key row.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -900,12 +900,11 @@ impl Store for PostgresStore {
         }
         let now_s = timefmt::format(now);
         let mut tx = self.begin().await?;
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked = TRUE, updated_at = $1 WHERE id = $2")
-                .bind(&now_s)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query("UPDATE api_keys SET revoked = TRUE, updated_at = $1 WHERE id = $2")
+            .bind(&now_s)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(AppError::not_found("API key"));
         }
@@ -998,6 +997,10 @@ impl Store for PostgresStore {
             tx.commit().await?;
         }
         Ok(released)
+    }
+
+    fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        vec![("postgres", self.pool.size(), self.pool.num_idle())]
     }
 
     async fn close(&self) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tessera_core::apikey::{
     ApiKeyRecord, CreateApiKeyRequest, InstanceRecord, UpdateApiKeyRequest,
 };
@@ -18,6 +18,7 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
+use super::sqlite_writer::Writer;
 use super::{
     Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id, parse_json_text,
 };
@@ -27,8 +28,10 @@ use crate::rules;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
+    /// Lazily opened connection for maintenance commands (backup, copy, migration listing).
+    maintenance: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,32 +47,33 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let writer = SqlitePoolOptions::new()
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut conn).await?;
+        let writer = Writer::start(conn);
+        let maintenance = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&writer).await?;
+            .connect_lazy_with(options.clone());
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            maintenance,
+        })
     }
 
-    /// The writer pool, for maintenance commands (backup, copy).
+    /// A writable pool for maintenance commands (backup, copy); not used while serving.
     pub fn pool(&self) -> &SqlitePool {
-        &self.writer
-    }
-
-    async fn begin(&self) -> ApiResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        &self.maintenance
     }
 }
 
 async fn audit(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     entity_type: &str,
     entity_id: &str,
     action: &str,
@@ -88,26 +92,23 @@ async fn audit(
     .bind(actor.as_string())
     .bind(json_text(details.as_ref()))
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-async fn key_by_display(
-    tx: &mut Transaction<'_, Sqlite>,
-    key_display: &str,
-) -> ApiResult<Option<KeyRow>> {
+async fn key_by_display(tx: &mut SqliteConnection, key_display: &str) -> ApiResult<Option<KeyRow>> {
     Ok(
         sqlx::query_as::<_, KeyRow>("SELECT * FROM license_keys WHERE key_display = ?")
             .bind(key_display)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?,
     )
 }
 
 /// Floating seats: frees this key's seats whose lease ran out, each release audited.
 async fn release_stale(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     key: &KeyRow,
     now: OffsetDateTime,
 ) -> ApiResult<u64> {
@@ -123,7 +124,7 @@ async fn release_stale(
     .bind(&now_s)
     .bind(&key.id)
     .bind(&cutoff)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     for (id, machine_id) in &released {
         let details = serde_json::json!({"machine_id": machine_id, "reason": "lease_expired"});
@@ -217,40 +218,47 @@ impl Store for SqliteStore {
             created_at: now_s.clone(),
             lease_ttl_secs: req.lease_ttl_secs,
         };
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
-             revoked, customer_email, source, trial, notes, created_at, lease_ttl_secs) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&row.id)
-        .bind(&row.key_display)
-        .bind(&row.product)
-        .bind(&row.tier)
-        .bind(row.seats)
-        .bind(&row.valid_until)
-        .bind(&row.customer_email)
-        .bind(&row.source)
-        .bind(row.trial)
-        .bind(&row.notes)
-        .bind(&row.created_at)
-        .bind(row.lease_ttl_secs)
-        .execute(&mut *tx)
-        .await?;
-        let details =
-            serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
-        audit(
-            &mut tx,
-            "key",
-            &row.id,
-            "created",
-            Actor::Admin,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(row.into_response(0))
+        let req = req.clone();
+        let key_display = key_display.to_string();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let key_display = key_display.as_str();
+                sqlx::query(
+                    "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
+                     revoked, customer_email, source, trial, notes, created_at, lease_ttl_secs) \
+                     VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&row.id)
+                .bind(&row.key_display)
+                .bind(&row.product)
+                .bind(&row.tier)
+                .bind(row.seats)
+                .bind(&row.valid_until)
+                .bind(&row.customer_email)
+                .bind(&row.source)
+                .bind(row.trial)
+                .bind(&row.notes)
+                .bind(&row.created_at)
+                .bind(row.lease_ttl_secs)
+                .execute(&mut *tx)
+                .await?;
+                let details =
+                    serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
+                audit(
+                    tx,
+                    "key",
+                    &row.id,
+                    "created",
+                    Actor::Admin,
+                    Some(details),
+                    &now_s,
+                )
+                .await?;
+                Ok(row.into_response(0))
+                })
+            })
+            .await
     }
 
     async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>> {
@@ -277,96 +285,107 @@ impl Store for SqliteStore {
 
     async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE license_keys SET revoked = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(AppError::not_found("Key"));
-        }
-        audit(&mut tx, "key", id, "revoked", Actor::Admin, None, &now_s).await?;
-        tx.commit().await?;
-        Ok(())
+        let id = id.to_string();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let id = id.as_str();
+                    let done = sqlx::query("UPDATE license_keys SET revoked = 1 WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(AppError::not_found("Key"));
+                    }
+                    audit(tx, "key", id, "revoked", Actor::Admin, None, &now_s).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let key = key_by_display(&mut tx, &req.key)
-            .await?
-            .ok_or_else(rules::unknown_key)?;
-        rules::check_key_usable(&key, &req.product, now)?;
-        release_stale(&mut tx, &key, now).await?;
+        let req = req.clone();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                let key = key_by_display(tx, &req.key)
+                    .await?
+                    .ok_or_else(rules::unknown_key)?;
+                rules::check_key_usable(&key, &req.product, now)?;
+                release_stale(tx, &key, now).await?;
 
-        let existing: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT id, deactivated_at FROM activations WHERE key_id = ? AND machine_id = ?",
-        )
-        .bind(&key.id)
-        .bind(&req.machine_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let holds_seat = matches!(existing, Some((_, None)));
-        if !holds_seat {
-            // The seed skipped this check when a deactivated machine came back: fixed.
-            let others: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM activations \
-                 WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ?",
-            )
-            .bind(&key.id)
-            .bind(&req.machine_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if !rules::seat_available(key.seats, others) {
-                return Err(rules::seat_limit_reached(key.seats));
-            }
-        }
-        let activation_id = match existing {
-            Some((id, _)) => {
-                sqlx::query(
-                    "UPDATE activations SET last_refresh = ?, app_version = ?, platform = ?, \
-                     deactivated_at = NULL WHERE id = ?",
+                let existing: Option<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, deactivated_at FROM activations WHERE key_id = ? AND machine_id = ?",
                 )
-                .bind(&now_s)
-                .bind(&req.app_version)
-                .bind(&req.platform)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-                id
-            }
-            None => {
-                let id = new_id();
-                sqlx::query(
-                    "INSERT INTO activations (id, key_id, machine_id, app_version, platform, \
-                     activated_at, last_refresh) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&id)
                 .bind(&key.id)
                 .bind(&req.machine_id)
-                .bind(&req.app_version)
-                .bind(&req.platform)
-                .bind(&now_s)
-                .bind(&now_s)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                id
-            }
-        };
-        let details = serde_json::json!({"machine_id": req.machine_id});
-        let actor = Actor::Machine(&req.machine_id);
-        audit(
-            &mut tx,
-            "activation",
-            &activation_id,
-            "activated",
-            actor,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Granted { key })
+                let holds_seat = matches!(existing, Some((_, None)));
+                if !holds_seat {
+                    // The seed skipped this check when a deactivated machine came back: fixed.
+                    let others: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM activations \
+                         WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ?",
+                    )
+                    .bind(&key.id)
+                    .bind(&req.machine_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if !rules::seat_available(key.seats, others) {
+                        return Err(rules::seat_limit_reached(key.seats));
+                    }
+                }
+                let activation_id = match existing {
+                    Some((id, _)) => {
+                        sqlx::query(
+                            "UPDATE activations SET last_refresh = ?, app_version = ?, platform = ?, \
+                             deactivated_at = NULL WHERE id = ?",
+                        )
+                        .bind(&now_s)
+                        .bind(&req.app_version)
+                        .bind(&req.platform)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                        id
+                    }
+                    None => {
+                        let id = new_id();
+                        sqlx::query(
+                            "INSERT INTO activations (id, key_id, machine_id, app_version, platform, \
+                             activated_at, last_refresh) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(&id)
+                        .bind(&key.id)
+                        .bind(&req.machine_id)
+                        .bind(&req.app_version)
+                        .bind(&req.platform)
+                        .bind(&now_s)
+                        .bind(&now_s)
+                        .execute(&mut *tx)
+                        .await?;
+                        id
+                    }
+                };
+                let details = serde_json::json!({"machine_id": req.machine_id});
+                let actor = Actor::Machine(&req.machine_id);
+                audit(
+                    tx,
+                    "activation",
+                    &activation_id,
+                    "activated",
+                    actor,
+                    Some(details),
+                    &now_s,
+                )
+                .await?;
+                Ok(Granted { key })
+                })
+            })
+            .await
     }
 
     async fn refresh(
@@ -379,52 +398,64 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> ApiResult<Granted> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let key = key_by_display(&mut tx, key_display)
-            .await?
-            .ok_or_else(rules::unknown_key)?;
-        rules::check_key_usable(&key, product, now)?;
-        release_stale(&mut tx, &key, now).await?;
-        let activation: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM activations \
-             WHERE key_id = ? AND machine_id = ? AND deactivated_at IS NULL",
-        )
-        .bind(&key.id)
-        .bind(machine_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(activation_id) = activation else {
-            // Commit the lease releases even though this refresh is refused.
-            tx.commit().await?;
-            return Err(AppError::new(
-                tessera_core::ErrorCode::MachineNotActivated,
-                "Machine not registered for this key",
-            ));
-        };
-        sqlx::query(
-            "UPDATE activations SET last_refresh = ?, app_version = COALESCE(?, app_version), \
-             platform = COALESCE(?, platform) WHERE id = ?",
-        )
-        .bind(&now_s)
-        .bind(app_version)
-        .bind(platform)
-        .bind(&activation_id)
-        .execute(&mut *tx)
-        .await?;
-        let details = serde_json::json!({"machine_id": machine_id});
-        let actor = Actor::Machine(machine_id);
-        audit(
-            &mut tx,
-            "activation",
-            &activation_id,
-            "refreshed",
-            actor,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Granted { key })
+        let key_display = key_display.to_string();
+        let product = product.to_string();
+        let machine_id = machine_id.to_string();
+        let app_version = app_version.map(str::to_string);
+        let platform = platform.map(str::to_string);
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let key_display = key_display.as_str();
+                    let product = product.as_str();
+                    let machine_id = machine_id.as_str();
+                    let app_version = app_version.as_deref();
+                    let platform = platform.as_deref();
+                let key = key_by_display(tx, key_display)
+                    .await?
+                    .ok_or_else(rules::unknown_key)?;
+                rules::check_key_usable(&key, product, now)?;
+                release_stale(tx, &key, now).await?;
+                let activation: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM activations \
+                     WHERE key_id = ? AND machine_id = ? AND deactivated_at IS NULL",
+                )
+                .bind(&key.id)
+                .bind(machine_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(activation_id) = activation else {
+                    return Err(AppError::new(
+                        tessera_core::ErrorCode::MachineNotActivated,
+                        "Machine not registered for this key",
+                    ));
+                };
+                sqlx::query(
+                    "UPDATE activations SET last_refresh = ?, app_version = COALESCE(?, app_version), \
+                     platform = COALESCE(?, platform) WHERE id = ?",
+                )
+                .bind(&now_s)
+                .bind(app_version)
+                .bind(platform)
+                .bind(&activation_id)
+                .execute(&mut *tx)
+                .await?;
+                let details = serde_json::json!({"machine_id": machine_id});
+                let actor = Actor::Machine(machine_id);
+                audit(
+                    tx,
+                    "activation",
+                    &activation_id,
+                    "refreshed",
+                    actor,
+                    Some(details),
+                    &now_s,
+                )
+                .await?;
+                Ok(Granted { key })
+                })
+            })
+            .await
     }
 
     async fn deactivate(
@@ -434,39 +465,47 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> ApiResult<()> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT a.id FROM activations a JOIN license_keys k ON k.id = a.key_id \
-             WHERE k.key_display = ? AND a.machine_id = ? AND a.deactivated_at IS NULL",
-        )
-        .bind(key_display)
-        .bind(machine_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::NotFound,
-                "No active seat found",
-            ));
-        };
-        sqlx::query("UPDATE activations SET deactivated_at = ? WHERE id = ?")
-            .bind(&now_s)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        let details = serde_json::json!({"machine_id": machine_id});
-        audit(
-            &mut tx,
-            "activation",
-            &id,
-            "deactivated",
-            Actor::Machine(machine_id),
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let key_display = key_display.to_string();
+        let machine_id = machine_id.to_string();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let key_display = key_display.as_str();
+                    let machine_id = machine_id.as_str();
+                    let id: Option<String> = sqlx::query_scalar(
+                        "SELECT a.id FROM activations a JOIN license_keys k ON k.id = a.key_id \
+                     WHERE k.key_display = ? AND a.machine_id = ? AND a.deactivated_at IS NULL",
+                    )
+                    .bind(key_display)
+                    .bind(machine_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(id) = id else {
+                        return Err(AppError::new(
+                            tessera_core::ErrorCode::NotFound,
+                            "No active seat found",
+                        ));
+                    };
+                    sqlx::query("UPDATE activations SET deactivated_at = ? WHERE id = ?")
+                        .bind(&now_s)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let details = serde_json::json!({"machine_id": machine_id});
+                    audit(
+                        tx,
+                        "activation",
+                        &id,
+                        "deactivated",
+                        Actor::Machine(machine_id),
+                        Some(details),
+                        &now_s,
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn record_usage(
@@ -476,26 +515,32 @@ impl Store for SqliteStore {
         req: &UsageRequest,
         now: OffsetDateTime,
     ) -> ApiResult<()> {
-        let done = sqlx::query(
-            "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
-             SELECT ?, id, ?, ?, ?, ?, ? FROM license_keys WHERE key_display = ?",
-        )
-        .bind(new_id())
-        .bind(machine_id)
-        .bind(&req.product)
-        .bind(&req.event_type)
-        .bind(json_text(req.metadata.as_ref()))
-        .bind(timefmt::format(now))
-        .bind(key_display)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::InvalidLicenseKey,
-                "Key not found",
-            ));
-        }
-        Ok(())
+        let (key_display, machine_id, req) =
+            (key_display.to_string(), machine_id.to_string(), req.clone());
+        let now_s = timefmt::format(now);
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
+                         SELECT ?, id, ?, ?, ?, ?, ? FROM license_keys WHERE key_display = ?",
+                    )
+                    .bind(new_id())
+                    .bind(&machine_id)
+                    .bind(&req.product)
+                    .bind(&req.event_type)
+                    .bind(json_text(req.metadata.as_ref()))
+                    .bind(&now_s)
+                    .bind(&key_display)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn record_flag(
@@ -506,41 +551,50 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> ApiResult<()> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let key = key_by_display(&mut tx, key_display).await?;
-        let Some(key) = key else {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::InvalidLicenseKey,
-                "Key not found",
-            ));
-        };
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO flags (id, key_id, machine_id, product, flag_type, details, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&key.id)
-        .bind(machine_id)
-        .bind(&req.product)
-        .bind(&req.flag_type)
-        .bind(json_text(req.details.as_ref()))
-        .bind(&now_s)
-        .execute(&mut *tx)
-        .await?;
-        let details = serde_json::json!({"flag_type": req.flag_type, "key_id": key.id});
-        audit(
-            &mut tx,
-            "flag",
-            &id,
-            "flag_opened",
-            Actor::Machine(machine_id),
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let key_display = key_display.to_string();
+        let machine_id = machine_id.to_string();
+        let req = req.clone();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let key_display = key_display.as_str();
+                    let machine_id = machine_id.as_str();
+                let key = key_by_display(tx, key_display).await?;
+                let Some(key) = key else {
+                    return Err(AppError::new(
+                        tessera_core::ErrorCode::InvalidLicenseKey,
+                        "Key not found",
+                    ));
+                };
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO flags (id, key_id, machine_id, product, flag_type, details, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(&key.id)
+                .bind(machine_id)
+                .bind(&req.product)
+                .bind(&req.flag_type)
+                .bind(json_text(req.details.as_ref()))
+                .bind(&now_s)
+                .execute(&mut *tx)
+                .await?;
+                let details = serde_json::json!({"flag_type": req.flag_type, "key_id": key.id});
+                audit(
+                    tx,
+                    "flag",
+                    &id,
+                    "flag_opened",
+                    Actor::Machine(machine_id),
+                    Some(details),
+                    &now_s,
+                )
+                .await?;
+                Ok(())
+                })
+            })
+            .await
     }
 
     async fn list_activations(
@@ -649,33 +703,32 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> ApiResult<()> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE flags SET status = ?, action_taken = ?, reviewed_at = ? WHERE id = ?",
-        )
-        .bind(&req.status)
-        .bind(&req.action_taken)
-        .bind(&now_s)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(AppError::not_found("Flag"));
-        }
-        let details = serde_json::json!({"status": req.status, "action_taken": req.action_taken});
-        let action = format!("flag_{}", req.status);
-        audit(
-            &mut tx,
-            "flag",
-            id,
-            &action,
-            Actor::Admin,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let id = id.to_string();
+        let req = req.clone();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let id = id.as_str();
+                    let done = sqlx::query(
+                    "UPDATE flags SET status = ?, action_taken = ?, reviewed_at = ? WHERE id = ?",
+                )
+                .bind(&req.status)
+                .bind(&req.action_taken)
+                .bind(&now_s)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(AppError::not_found("Flag"));
+                    }
+                    let details =
+                        serde_json::json!({"status": req.status, "action_taken": req.action_taken});
+                    let action = format!("flag_{}", req.status);
+                    audit(tx, "flag", id, &action, Actor::Admin, Some(details), &now_s).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>> {
@@ -711,42 +764,51 @@ impl Store for SqliteStore {
     ) -> ApiResult<ApiKeyRecord> {
         let now_s = timefmt::format(now);
         let id = new_id();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, key_prefix, product, tier, name, org_name, trial, \
-             expires_at, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-        )
-        .bind(&id)
-        .bind(key_hash)
-        .bind(key_prefix)
-        .bind(&req.product)
-        .bind(&req.tier)
-        .bind(&req.name)
-        .bind(&req.org_name)
-        .bind(req.trial)
-        .bind(&req.expires_at)
-        .bind(&now_s)
-        .bind(&now_s)
-        .execute(&mut *tx)
-        .await?;
-        let details =
-            serde_json::json!({"product": req.product, "tier": req.tier, "name": req.name});
-        audit(
-            &mut tx,
-            "api_key",
-            &id,
-            "created",
-            Actor::Admin,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row.into())
+        let req = req.clone();
+        let key_hash = key_hash.to_string();
+        let key_prefix = key_prefix.to_string();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let key_hash = key_hash.as_str();
+                    let key_prefix = key_prefix.as_str();
+                sqlx::query(
+                    "INSERT INTO api_keys (id, key_hash, key_prefix, product, tier, name, org_name, trial, \
+                     expires_at, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                )
+                .bind(&id)
+                .bind(key_hash)
+                .bind(key_prefix)
+                .bind(&req.product)
+                .bind(&req.tier)
+                .bind(&req.name)
+                .bind(&req.org_name)
+                .bind(req.trial)
+                .bind(&req.expires_at)
+                .bind(&now_s)
+                .bind(&now_s)
+                .execute(&mut *tx)
+                .await?;
+                let details =
+                    serde_json::json!({"product": req.product, "tier": req.tier, "name": req.name});
+                audit(
+                    tx,
+                    "api_key",
+                    &id,
+                    "created",
+                    Actor::Admin,
+                    Some(details),
+                    &now_s,
+                )
+                .await?;
+                let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok(row.into())
+                })
+            })
+            .await
     }
 
     async fn list_api_keys(&self, page: Page) -> ApiResult<Vec<ApiKeyRecord>> {
@@ -775,70 +837,76 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> ApiResult<ApiKeyRecord> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let before: Option<ApiKeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(before) = before else {
-            return Err(AppError::not_found("API key"));
-        };
-        sqlx::query(
-            "UPDATE api_keys SET tier = COALESCE(?, tier), name = COALESCE(?, name), \
-             org_name = COALESCE(?, org_name), trial = COALESCE(?, trial), \
-             expires_at = COALESCE(?, expires_at), updated_at = ? WHERE id = ?",
-        )
-        .bind(&req.tier)
-        .bind(&req.name)
-        .bind(&req.org_name)
-        .bind(req.trial)
-        .bind(&req.expires_at)
-        .bind(&now_s)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let details = serde_json::json!({"from_tier": before.tier, "changes": req});
-        audit(
-            &mut tx,
-            "api_key",
-            id,
-            "updated",
-            Actor::Admin,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-        let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row.into())
+        let id = id.to_string();
+        let req = req.clone();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let id = id.as_str();
+                    let before: Option<ApiKeyRow> =
+                        sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some(before) = before else {
+                        return Err(AppError::not_found("API key"));
+                    };
+                    sqlx::query(
+                        "UPDATE api_keys SET tier = COALESCE(?, tier), name = COALESCE(?, name), \
+                     org_name = COALESCE(?, org_name), trial = COALESCE(?, trial), \
+                     expires_at = COALESCE(?, expires_at), updated_at = ? WHERE id = ?",
+                    )
+                    .bind(&req.tier)
+                    .bind(&req.name)
+                    .bind(&req.org_name)
+                    .bind(req.trial)
+                    .bind(&req.expires_at)
+                    .bind(&now_s)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let details = serde_json::json!({"from_tier": before.tier, "changes": req});
+                    audit(
+                        tx,
+                        "api_key",
+                        id,
+                        "updated",
+                        Actor::Admin,
+                        Some(details),
+                        &now_s,
+                    )
+                    .await?;
+                    let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    Ok(row.into())
+                })
+            })
+            .await
     }
 
     async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
         let now_s = timefmt::format(now);
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE api_keys SET revoked = 1, updated_at = ? WHERE id = ?")
-            .bind(&now_s)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(AppError::not_found("API key"));
-        }
-        audit(
-            &mut tx,
-            "api_key",
-            id,
-            "revoked",
-            Actor::Admin,
-            None,
-            &now_s,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let id = id.to_string();
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    let id = id.as_str();
+                    let done =
+                        sqlx::query("UPDATE api_keys SET revoked = 1, updated_at = ? WHERE id = ?")
+                            .bind(&now_s)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(AppError::not_found("API key"));
+                    }
+                    audit(tx, "api_key", id, "revoked", Actor::Admin, None, &now_s).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn fetch_for_token(
@@ -856,21 +924,33 @@ impl Store for SqliteStore {
         let row = row.ok_or_else(rules::unknown_api_key)?;
         rules::check_api_key_usable(&row, now)?;
         let now_s = timefmt::format(now);
-        sqlx::query(
-            "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
-             VALUES (?, ?, ?, ?, ?, ?, 1) \
-             ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
-             version = COALESCE(excluded.version, instances.version), last_seen = excluded.last_seen, \
-             fetch_count = instances.fetch_count + 1",
-        )
-        .bind(new_id())
-        .bind(&row.id)
-        .bind(instance_id)
-        .bind(version)
-        .bind(&now_s)
-        .bind(&now_s)
-        .execute(&self.writer)
-        .await?;
+        let (api_key_id, instance_id, version) = (
+            row.id.clone(),
+            instance_id.to_string(),
+            version.map(str::to_string),
+        );
+        self.writer
+            .run(move |tx| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
+                         VALUES (?, ?, ?, ?, ?, ?, 1) \
+                         ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
+                         version = COALESCE(excluded.version, instances.version), last_seen = excluded.last_seen, \
+                         fetch_count = instances.fetch_count + 1",
+                    )
+                    .bind(new_id())
+                    .bind(&api_key_id)
+                    .bind(&instance_id)
+                    .bind(&version)
+                    .bind(&now_s)
+                    .bind(&now_s)
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(row.into())
     }
 
@@ -900,22 +980,21 @@ impl Store for SqliteStore {
         .await?;
         let mut released = 0;
         for key in keys {
-            let mut tx = self.begin().await?;
-            released += release_stale(&mut tx, &key, now).await?;
-            tx.commit().await?;
+            released += self
+                .writer
+                .run(move |tx| Box::pin(async move { release_stale(tx, &key, now).await }))
+                .await?;
         }
         Ok(released)
     }
 
     fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
-        vec![
-            ("sqlite_writer", self.writer.size(), self.writer.num_idle()),
-            ("sqlite_reader", self.reader.size(), self.reader.num_idle()),
-        ]
+        vec![("sqlite_reader", self.reader.size(), self.reader.num_idle())]
     }
 
     async fn close(&self) {
-        self.reader.close().await;
         self.writer.close().await;
+        self.reader.close().await;
+        self.maintenance.close().await;
     }
 }

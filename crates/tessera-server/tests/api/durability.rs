@@ -27,8 +27,10 @@ async fn fill(app: &TestApp) -> String {
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let other = app
-        .create_key(json!({"product": "peregrine", "tier": "trial", "seats": 1, "trial": true,
-            "valid_until": "2099-12-31", "notes": "n", "lease_ttl_secs": 3600}))
+        .create_key(
+            json!({"product": "peregrine", "tier": "trial", "seats": 1, "trial": true,
+            "valid_until": "2099-12-31", "notes": "n", "lease_ttl_secs": 3600}),
+        )
         .await;
     let resp = app
         .http
@@ -59,7 +61,10 @@ async fn fill(app: &TestApp) -> String {
     let flags: Vec<Value> = app.admin_get("/admin/flags").await.json().await.unwrap();
     let resp = app
         .http
-        .patch(app.url(&format!("/admin/flags/{}", flags[0]["id"].as_str().unwrap())))
+        .patch(app.url(&format!(
+            "/admin/flags/{}",
+            flags[0]["id"].as_str().unwrap()
+        )))
         .bearer_auth(&app.server.admin_token)
         .json(&json!({"status": "reviewed", "action_taken": "none"}))
         .send()
@@ -94,7 +99,11 @@ async fn fill(app: &TestApp) -> String {
 fn assert_verified(report: &CopyReport) {
     assert!(report.verified, "{report:?}");
     assert_eq!(
-        report.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>(),
+        report
+            .tables
+            .iter()
+            .map(|t| t.table.as_str())
+            .collect::<Vec<_>>(),
         maintenance::table_names()
     );
     for t in &report.tables {
@@ -129,13 +138,9 @@ async fn db_copy_moves_a_live_sqlite_server_to_postgres_and_is_idempotent() {
     for t in &first.tables {
         assert_eq!(t.inserted, t.source_rows as u64, "{t:?}");
     }
-    let second = maintenance::copy(
-        &source.server.database_url,
-        &target.url,
-        DEFAULT_BATCH_ROWS,
-    )
-    .await
-    .unwrap();
+    let second = maintenance::copy(&source.server.database_url, &target.url, DEFAULT_BATCH_ROWS)
+        .await
+        .unwrap();
     assert_verified(&second);
     assert!(second.tables.iter().all(|t| t.inserted == 0), "{second:?}");
     assert_eq!(
@@ -179,13 +184,9 @@ async fn db_copy_moves_a_live_sqlite_server_to_postgres_and_is_idempotent() {
 
     // Rows the copy already holds are left alone by a third run; new source rows arrive.
     let key = source.active_key().await;
-    let third = maintenance::copy(
-        &source.server.database_url,
-        &target.url,
-        DEFAULT_BATCH_ROWS,
-    )
-    .await
-    .unwrap();
+    let third = maintenance::copy(&source.server.database_url, &target.url, DEFAULT_BATCH_ROWS)
+        .await
+        .unwrap();
     let keys = third
         .tables
         .iter()

@@ -5,6 +5,7 @@
 mod admin;
 mod apikeys;
 mod bad_input;
+mod console;
 mod durability;
 mod helpers;
 mod operations;

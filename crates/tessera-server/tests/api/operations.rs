@@ -54,9 +54,21 @@ async fn openapi_documents_every_route_of_the_contract() {
         .iter()
         .filter(|(method, path)| spec["paths"][*path][*method].is_null())
         .collect();
-    assert!(missing.is_empty(), "routes missing from /openapi.json: {missing:?}");
-    let documented: usize = spec["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, CONTRACT.len(), "a documented route is not in the contract list");
+    assert!(
+        missing.is_empty(),
+        "routes missing from /openapi.json: {missing:?}"
+    );
+    let documented: usize = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        CONTRACT.len(),
+        "a documented route is not in the contract list"
+    );
 }
 
 #[tokio::test]
@@ -66,12 +78,17 @@ async fn every_documented_route_is_served() {
     for (path, methods) in spec["paths"].as_object().unwrap() {
         for method in methods.as_object().unwrap().keys() {
             let url = app.url(&path.replace("{id}", "no-such-id"));
-            let req = app.http.request(method.to_uppercase().parse().unwrap(), url);
+            let req = app
+                .http
+                .request(method.to_uppercase().parse().unwrap(), url);
             let resp = req.send().await.unwrap();
             let status = resp.status();
             let body = resp.text().await.unwrap();
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-            assert!(!body.contains("No such route"), "{method} {path} is documented but not routed");
+            assert!(
+                !body.contains("No such route"),
+                "{method} {path} is documented but not routed"
+            );
             assert!(!status.is_server_error(), "{method} {path}: {status}");
         }
     }
@@ -80,10 +97,25 @@ async fn every_documented_route_is_served() {
 #[tokio::test]
 async fn docs_page_is_self_contained() {
     let app = spawn_app().await;
-    let html = app.http.get(app.url("/docs")).send().await.unwrap().text().await.unwrap();
+    let html = app
+        .http
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("swagger-ui"));
-    assert!(!html.contains("https://") && !html.contains("http://"), "docs must not load from a CDN");
-    for asset in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js"] {
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "docs must not load from a CDN"
+    );
+    for asset in [
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-ui.css",
+        "/docs/init.js",
+    ] {
         let resp = app.http.get(app.url(asset)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{asset}");
         assert!(resp.bytes().await.unwrap().len() > 20);
@@ -93,7 +125,15 @@ async fn docs_page_is_self_contained() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let health: Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
@@ -102,11 +142,21 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn metrics_count_requests_by_matched_route_and_outcomes() {
     let app = spawn_app().await;
-    let key = app.create_key(json!({"product": "peregrine", "tier": "paid", "seats": 1})).await;
+    let key = app
+        .create_key(json!({"product": "peregrine", "tier": "paid", "seats": 1}))
+        .await;
     app.activate_jwt(&key.key_display, "m1").await;
     app.activate(&key.key_display, "m2").await; // seat limit
     app.admin_get(&format!("/admin/keys/{}", key.id)).await;
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains(r#"route="/v1/activate""#), "{text}");
     assert!(text.contains(r#"route="/admin/keys/{id}""#));
     assert!(!text.contains(&key.id), "raw ids must never become labels");
@@ -135,10 +185,20 @@ fn limited(burst: u32, trusted: &[&str]) -> TestOptions {
 async fn guessing_keys_is_rate_limited_with_retry_after() {
     let app = spawn_app_with(limited(3, &[])).await;
     for _ in 0..3 {
-        assert_eq!(app.activate("CFG-PRNG-GUES-SING-KEYS", "m").await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.activate("CFG-PRNG-GUES-SING-KEYS", "m").await.status(),
+            StatusCode::FORBIDDEN
+        );
     }
     let resp = app.activate("CFG-PRNG-GUES-SING-KEYS", "m").await;
-    assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     assert_error(resp, 429, ErrorCode::RateLimited).await;
     // A forged X-Forwarded-For from an untrusted peer does not buy a new bucket.
     let forged = app
@@ -164,9 +224,18 @@ async fn forwarded_for_from_a_trusted_proxy_separates_clients() {
             .json(&json!({"key": "CFG-PRNG-AAAA-AAAA-AAAA", "machine_id": "m", "product": "peregrine"}))
             .send()
     };
-    assert_eq!(from("198.51.100.1").await.unwrap().status(), StatusCode::FORBIDDEN);
-    assert_eq!(from("198.51.100.1").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(from("198.51.100.2").await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        from("198.51.100.1").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        from("198.51.100.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        from("198.51.100.2").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tessera_core::ErrorCode;
 use tessera_core::wire::{ActivationRecord, AuditRecord, FlagRecord, KeyResponse};
 use tessera_server::test_support::{Backend, TestOptions};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
 
 /// Two servers sharing one PostgreSQL database and signing key, or `None` (with a notice) on
 /// SQLite.
@@ -21,14 +21,24 @@ async fn replicas(test: &str) -> Option<(TestApp, TestApp)> {
         eprintln!("{test}: skipped: needs TESSERA_TEST_DATABASE=postgres (running on SQLite)");
         return None;
     }
-    let a = spawn_app().await;
+    // Per-IP rate limits are per replica and beside the point here: off.
+    let unlimited = || {
+        let mut options = TestOptions::default();
+        options.limits.rate_limit = None;
+        options
+    };
+    let a = spawn_app_with(unlimited()).await;
     let b = spawn_app_with(TestOptions {
         shared: Some(a.server.shared()),
-        ..TestOptions::default()
+        ..unlimited()
     })
     .await;
     assert_ne!(a.server.base_url, b.server.base_url);
     assert_eq!(a.server.database_url, b.server.database_url);
+    // Open every pooled connection first: with cold pools the first requests queue for
+    // connections and race less than in production.
+    let warm = spread(&a, &b, 64, |app, _| app.admin_get("/admin/audit")).await;
+    assert!(warm.iter().all(|r| r.status() == StatusCode::OK));
     Some((a, b))
 }
 
@@ -261,7 +271,11 @@ async fn concurrent_flag_reviews_over_two_replicas_lose_no_audit_row() {
         .json()
         .await
         .unwrap();
-    assert_eq!(audit.len(), REVIEWS + 1, "every review audited, plus the opening");
+    assert_eq!(
+        audit.len(),
+        REVIEWS + 1,
+        "every review audited, plus the opening"
+    );
     let mut audited: Vec<(String, String)> = audit
         .iter()
         .filter(|r| r.action != "flag_opened")
