@@ -3,8 +3,10 @@
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod bench;
 mod db;
 mod keygen;
+mod license;
 mod output;
 
 #[derive(Debug, Parser)]
@@ -26,8 +28,17 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Administer a running server over its admin API.
     Admin(Box<admin::AdminArgs>),
+    /// Load-test a server: throughput, latency percentiles, errors, peak RSS.
+    Bench(Box<bench::BenchArgs>),
     /// Database maintenance: migrate, copy SQLite to PostgreSQL, back up SQLite.
     Db(db::DbArgs),
+    /// Hold a license on this machine: activate, status, refresh, deactivate.
+    License {
+        #[command(flatten)]
+        args: Box<license::LicenseArgs>,
+        #[command(subcommand)]
+        cmd: license::LicenseCommand,
+    },
 }
 
 fn init_logging() {
@@ -52,6 +63,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => tessera_server::serve(*args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Admin(args) => admin::run(*args).await,
+        Command::Bench(args) => bench::run(*args).await,
+        Command::License { args, cmd } => license::run(*args, cmd).await,
         Command::Db(args) => db::run(args).await,
     };
     match result {
