@@ -20,7 +20,7 @@ use tessera_core::clock::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub mod bootstrap;
 pub mod config;
@@ -191,14 +191,18 @@ pub fn build_router(
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(ErrorCode::InternalError, "Internal server error").into_response()
         }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        .layer(
+            TraceLayer::new_for_http()
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req
                 .headers()
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-        }))
+        }),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -305,6 +305,16 @@ impl Store for SqliteStore {
     }
 
     async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
+        // Unknown keys (typos, guessing) are refused from the read pool, never queued for
+        // the writer; the transaction below re-reads the key, so revocation cannot race.
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM license_keys WHERE key_display = ?")
+                .bind(&req.key)
+                .fetch_optional(&self.reader)
+                .await?;
+        if known.is_none() {
+            return Err(rules::unknown_key());
+        }
         let now_s = timefmt::format(now);
         let req = req.clone();
         self.writer
@@ -326,12 +336,15 @@ impl Store for SqliteStore {
                 let holds_seat = matches!(existing, Some((_, None)));
                 if !holds_seat {
                     // The seed skipped this check when a deactivated machine came back: fixed.
+                    // Counting stops at `seats`: the answer is the same and a key with a
+                    // huge seat count costs no more than a small one.
                     let others: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM activations \
-                         WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ?",
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM activations \
+                         WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ? LIMIT ?)",
                     )
                     .bind(&key.id)
                     .bind(&req.machine_id)
+                    .bind(key.seats)
                     .fetch_one(&mut *tx)
                     .await?;
                     if !rules::seat_available(key.seats, others) {
