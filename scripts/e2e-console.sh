@@ -103,9 +103,11 @@ rm -rf "$ARTIFACTS_DIR"
 mkdir -p "$ARTIFACTS_DIR"
 status=0
 BASE_URL="$BASE_URL" ARTIFACTS_DIR="$ARTIFACTS_DIR" CHROMIUM="$CHROMIUM" \
-    node e2e/console/console.test.mjs || status=$?
+    node e2e/console/console.test.mjs | tee "$WORK/test.out" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "== server log (last 40 lines)"
     tail -n 40 "$WORK/server.log"
+    # The count stays the last line.
+    tail -n 1 "$WORK/test.out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' || echo "0 passed, 1 failed"
 fi
 exit "$status"

@@ -145,7 +145,7 @@ await step("sign in with the admin token", async () => {
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
-  const cookies = await context.cookies(BASE_URL);
+  const cookies = await context.cookies(`${BASE_URL}/console`);
   const session = cookies.find((c) => c.name === "tessera_console");
   assert(session, "session cookie set");
   assert(session.httpOnly, "cookie is HttpOnly");
@@ -196,7 +196,10 @@ await step("activate the key through the API", async () => {
 
 await step("the seat appears on the key page", async () => {
   await page.goto(state.keyUrl);
-  const row = page.getByRole("row").filter({ hasText: "e2e-machine-1" });
+  const row = page
+    .getByRole("region", { name: "Seats", exact: true })
+    .getByRole("row")
+    .filter({ hasText: "e2e-machine-1" });
   await row.waitFor();
   assert((await row.innerText()).includes("1.2.3"), "app version shown");
   await page.getByText("1 of 2 in use").waitFor();
@@ -269,7 +272,7 @@ await step("create an API key; its secret is shown once", async () => {
 });
 
 await step("change the API key's tier", async () => {
-  await page.getByLabel("Tier of Acme production").fill("enterprise");
+  await page.getByRole("textbox", { name: "Tier of Acme production" }).fill("enterprise");
   await page.getByRole("button", { name: "Change the tier of Acme production" }).click();
   const text = await flashText();
   assert(text.includes("is now enterprise"), text);
@@ -280,7 +283,10 @@ await step("an instance that fetched a token is listed", async () => {
   const r = await api("/api/v1/licenses/token", { instance_id: "e2e-node-1", version: "4.5.6" }, state.apiKey);
   assert(r.status === 200, `token: ${r.status} ${r.text}`);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Instances" }).click();
-  const row = page.getByRole("row").filter({ hasText: "e2e-node-1" });
+  const row = page
+    .getByRole("region", { name: "Instances", exact: true })
+    .getByRole("row")
+    .filter({ hasText: "e2e-node-1" });
   await row.waitFor();
   assert((await row.innerText()).includes("Acme production"), "API key named");
   await shot("12-instances");
@@ -300,7 +306,7 @@ await step("the overview counts and charts the activity", async () => {
   await chart.waitFor();
   const bars = await page.locator("svg.chart rect").count();
   assert(bars === 28, `two bars a day for 14 days, got ${bars}`);
-  await page.getByText("1 activation and 0 token fetches in the last 14 days.").first().waitFor();
+  await page.locator("p.hint").filter({ hasText: "1 activation and 0 token fetches in the last 14 days." }).waitFor();
   await shot("14-overview");
 });
 

@@ -231,7 +231,7 @@ fn short_date(d: Date) -> String {
 pub fn chart(activity: &Activity) -> Chart {
     const W: f64 = 640.0;
     const H: f64 = 220.0;
-    const LEFT: f64 = 40.0;
+    const LEFT: f64 = 52.0;
     const RIGHT: f64 = 8.0;
     const TOP: f64 = 10.0;
     const BOTTOM: f64 = 28.0;
@@ -270,7 +270,7 @@ pub fn chart(activity: &Activity) -> Chart {
             });
         }
         // Every other day, counted back from today, so the latest day always has a label.
-        if (activity.days.len() - 1 - i) % 2 == 0 {
+        if (activity.days.len() - 1 - i).is_multiple_of(2) {
             x_labels.push(Tick {
                 x: num(gx + group / 2.0),
                 y: num(H - 8.0),

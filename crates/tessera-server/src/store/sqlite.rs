@@ -218,12 +218,9 @@ impl Store for SqliteStore {
             created_at: now_s.clone(),
             lease_ttl_secs: req.lease_ttl_secs,
         };
-        let req = req.clone();
-        let key_display = key_display.to_string();
         self.writer
             .run(move |tx| {
                 Box::pin(async move {
-                    let key_display = key_display.as_str();
                 sqlx::query(
                     "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
                      revoked, customer_email, source, trial, notes, created_at, lease_ttl_secs) \
