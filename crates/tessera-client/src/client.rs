@@ -107,6 +107,11 @@ impl LicenseClient {
         &self.inner.config
     }
 
+    /// The clock this client decides with.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
     /// The fingerprint sent to the server and required in tokens.
     pub fn machine_id(&self) -> &str {
         &self.inner.machine_id

@@ -43,6 +43,10 @@ pub enum ClientError {
 
     #[error("could not compute a machine fingerprint: {0}")]
     Fingerprint(String),
+
+    /// The API key is not `sk-…`; refused before any network call.
+    #[error("the API key is malformed: it must be `sk-` followed by the key")]
+    InvalidApiKey,
 }
 
 fn describe(body: &Option<ErrorBody>) -> String {

@@ -11,12 +11,29 @@ use crate::error::ClientError;
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
+    builder(timeout)
         .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))
+}
+
+/// A client for the API-key token endpoint: its own connect and read timeouts, and redirects
+/// not followed (a 3xx is an answer like any other non-2xx).
+pub(crate) fn build_token_client(
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    builder(connect_timeout)
+        .read_timeout(read_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))
+}
+
+fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
 }
 
 /// POSTs `body` as JSON and decodes a 2xx answer as `R`; other statuses become
@@ -27,8 +44,18 @@ pub(crate) async fn post_json<B: Serialize, R: DeserializeOwned>(
     body: &B,
     timeout: Duration,
 ) -> Result<R, ClientError> {
+    send_json(http.post(url).json(body), timeout).await
+}
+
+/// Sends a prepared request and decodes a 2xx answer as `R`; other statuses become
+/// [`ClientError::Http`] with the server's [`tessera_core::ErrorBody`] when it sent one.
+/// `timeout` is only reported in [`ClientError::Timeout`].
+pub(crate) async fn send_json<R: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<R, ClientError> {
     let net = |e| ClientError::from_reqwest(e, timeout);
-    let resp = http.post(url).json(body).send().await.map_err(net)?;
+    let resp = request.send().await.map_err(net)?;
     let status = resp.status();
     let bytes = read_limited(resp, timeout).await?;
     if !status.is_success() {

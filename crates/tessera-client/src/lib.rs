@@ -15,26 +15,42 @@
 //! `tier`, `valid_until`, `machine_id`, `last_refresh`, `grace_until`), so either client reads a
 //! file the other wrote.
 //!
-//! Time is a parameter: [`LicenseClient::with_clock`] takes any [`tessera_core::clock::Clock`].
+//! API-key mode (an `sk-…` key exchanged for a JWT at the license backend) lives in [`apikey`];
+//! [`LicenseManager`] serves both modes to the application: it resolves the license through a
+//! chain (static JWT, API-key fetch, disk cache, Community), keeps it in memory behind a
+//! lock-free read for per-request checks ([`LicenseManager::check_quota`],
+//! [`LicenseManager::has_feature`]) and refreshes it in the background.
+//!
+//! Time is a parameter: [`LicenseClient::with_clock`] and [`LicenseManager::start_with_clock`]
+//! take any [`tessera_core::clock::Clock`].
 
+pub mod apikey;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod fingerprint;
+mod fsio;
 mod http;
 pub mod license_file;
+pub mod manager;
 mod outcome;
 mod reports;
+pub mod resolved;
+pub mod tiers;
 pub mod verify;
 
+pub use apikey::{ApiKey, ApiKeyClient, ApiKeyConfig, RefreshSchedule};
 pub use client::LicenseClient;
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use license_file::{LicenseFile, LicenseFileError};
+pub use manager::{LicenseManager, RefreshHandle};
 pub use outcome::{DeactivateOutcome, EffectiveTier, RefreshOutcome, TierSource};
 pub use reports::ReportStats;
+pub use resolved::{GraceState, LicenseSource, QuotaExceeded, Quotas, ResolvedLicense};
 /// The shared domain crate (clocks, claims, the error contract), for apps that need it.
 pub use tessera_core;
 pub use tessera_core::LicenseClaims;
 pub use tessera_core::expiry::Freshness;
+pub use tiers::{TierSpec, TierTable};
 pub use verify::{InvalidReason, LicenseStatus};

@@ -3,17 +3,19 @@
 //! Reading refuses symlinks, non-files and anything over [`MAX_FILE_BYTES`], and turns every kind
 //! of damage into a typed [`LicenseFileError`]. Writing goes to a temporary file in the same
 //! directory (mode 0600), is fsynced, then renamed over the old file, so a crash leaves either
-//! the old file or the new one, never half of one.
+//! the old file or the new one, never half of one. Both are shared with the API-key cache
+//! (`crate::fsio`).
 //!
 //! The clock high-water mark lives in a sidecar file next to the license (`<name>.clock`), so
 //! recording it never rewrites the license itself.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
+
+use crate::fsio::{self, ReadError};
 
 /// Larger files are refused unread.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -79,57 +81,17 @@ impl LicenseFileError {
 
 /// Reads at most [`MAX_FILE_BYTES`] from a regular file that is not a symlink.
 fn read_small(path: &Path) -> Result<Vec<u8>, LicenseFileError> {
-    let unreadable = |e: std::io::Error| LicenseFileError::Unreadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(LicenseFileError::Missing(path.to_path_buf()));
-        }
-        Err(e) => return Err(unreadable(e)),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(LicenseFileError::Symlink(path.to_path_buf()));
-    }
-    if !meta.is_file() {
-        return Err(LicenseFileError::NotAFile(path.to_path_buf()));
-    }
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    // The path could have been swapped between the check and the open: check what we opened.
-    let opened = file.metadata().map_err(unreadable)?;
-    if !opened.is_file() || !same_file(&meta, &opened) {
-        return Err(LicenseFileError::Symlink(path.to_path_buf()));
-    }
-    if opened.len() > MAX_FILE_BYTES {
-        return Err(LicenseFileError::TooLarge {
-            path: path.to_path_buf(),
-            size: opened.len(),
-        });
-    }
-    let mut bytes = Vec::with_capacity(opened.len() as usize);
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(LicenseFileError::TooLarge {
-            path: path.to_path_buf(),
-            size: bytes.len() as u64,
-        });
-    }
-    Ok(bytes)
-}
-
-#[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    a.len() == b.len()
+    let p = || path.to_path_buf();
+    fsio::read_small(path, MAX_FILE_BYTES).map_err(|e| match e {
+        ReadError::Missing => LicenseFileError::Missing(p()),
+        ReadError::Symlink => LicenseFileError::Symlink(p()),
+        ReadError::NotAFile => LicenseFileError::NotAFile(p()),
+        ReadError::TooLarge(size) => LicenseFileError::TooLarge { path: p(), size },
+        ReadError::Io(e) => LicenseFileError::Unreadable {
+            path: p(),
+            message: e.to_string(),
+        },
+    })
 }
 
 impl LicenseFile {
@@ -190,38 +152,12 @@ impl LicenseFile {
     }
 }
 
-/// Temporary file in the same directory, 0600, fsync, rename, fsync the directory.
+/// Writes `bytes` atomically with mode 0600 (see [`fsio::write_atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LicenseFileError> {
-    let fail = |e: std::io::Error| LicenseFileError::Write {
+    fsio::write_atomic(path, bytes).map_err(|e| LicenseFileError::Write {
         path: path.to_path_buf(),
         message: e.to_string(),
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(fail)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".license-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(fail)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(fail)?;
-    }
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(&dir) {
-        // Makes the rename itself durable; failure here does not undo the write.
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }
 
 /// The sidecar holding the clock high-water mark: `license.json` → `license.json.clock`.

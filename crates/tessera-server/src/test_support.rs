@@ -156,10 +156,22 @@ async fn drop_database(base_url: &str, name: &str) -> anyhow::Result<()> {
 }
 
 /// A database and signing key a second server shares with the first (replicas).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SharedDatabase {
     pub database_url: String,
     pub private_pem: String,
+}
+
+impl std::fmt::Debug for SharedDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDatabase")
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("private_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 pub struct TestServer {

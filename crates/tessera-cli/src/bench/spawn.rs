@@ -260,7 +260,8 @@ mod tests {
 
     #[test]
     fn vm_hwm_is_read_from_proc_status() {
-        let status = "Name:\ttessera\nVmPeak:\t  200000 kB\nVmHWM:\t   34816 kB\nVmRSS:\t 30000 kB\n";
+        let status =
+            "Name:\ttessera\nVmPeak:\t  200000 kB\nVmHWM:\t   34816 kB\nVmRSS:\t 30000 kB\n";
         assert_eq!(parse_vm_hwm_kb(status), Some(34_816));
         assert_eq!(parse_vm_hwm_kb("Name:\tx\n"), None);
     }

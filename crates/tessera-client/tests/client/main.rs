@@ -5,6 +5,11 @@
 // functions but not the shared helpers of an integration-test crate.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod apikey_cache;
+mod apikey_fetch;
+mod apikey_helpers;
+mod apikey_manager;
+mod apikey_real_server;
 mod fingerprint;
 mod grace;
 mod helpers;

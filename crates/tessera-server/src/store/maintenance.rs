@@ -12,7 +12,7 @@ use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row, Sqlite, Tran
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{is_postgres_url, redact_url};
+use super::{Store, is_postgres_url, redact_url};
 
 /// A column's type, the same on both sides (TEXT, INTEGER/BIGINT, INTEGER/BOOLEAN).
 #[derive(Debug, Clone, Copy)]
@@ -167,14 +167,14 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<Vec<AppliedMigration>
         "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version";
     let rows: Vec<(i64, String)> = if is_postgres_url(database_url) {
         let store = PostgresStore::connect(database_url).await?;
-        let rows = sqlx::query_as(APPLIED).fetch_all(store.pool()).await?;
-        store.pool().close().await;
-        rows
+        let rows = sqlx::query_as(APPLIED).fetch_all(store.pool()).await;
+        store.close().await;
+        rows?
     } else if database_url.starts_with("sqlite:") {
         let store = SqliteStore::connect(database_url).await?;
-        let rows = sqlx::query_as(APPLIED).fetch_all(store.pool()).await?;
-        store.pool().close().await;
-        rows
+        let rows = sqlx::query_as(APPLIED).fetch_all(store.pool()).await;
+        store.close().await;
+        rows?
     } else {
         bail!(
             "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
@@ -238,8 +238,8 @@ pub async fn copy(from: &str, to: &str, batch_rows: usize) -> anyhow::Result<Cop
         .with_context(|| format!("opening the target {}", redact_url(to)))?;
 
     let result = copy_all(&source, &target, batch_rows).await;
-    source.pool().close().await;
-    target.pool().close().await;
+    source.close().await;
+    target.close().await;
     result
 }
 

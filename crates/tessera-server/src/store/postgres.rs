@@ -350,12 +350,14 @@ impl Store for PostgresStore {
         .await?;
         let holds_seat = matches!(existing, Some((_, None)));
         if !holds_seat {
+            // Counting stops at `seats`: same answer, bounded cost for huge seat counts.
             let others: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM activations \
-                 WHERE key_id = $1 AND deactivated_at IS NULL AND machine_id != $2",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM activations \
+                 WHERE key_id = $1 AND deactivated_at IS NULL AND machine_id != $2 LIMIT $3) AS s",
             )
             .bind(&key.id)
             .bind(&req.machine_id)
+            .bind(key.seats)
             .fetch_one(&mut *tx)
             .await?;
             if !rules::seat_available(key.seats, others) {
@@ -443,8 +445,9 @@ impl Store for PostgresStore {
             ));
         };
         sqlx::query(
-            "UPDATE activations SET last_refresh = $1, app_version = COALESCE($2, app_version), \
-             platform = COALESCE($3, platform) WHERE id = $4",
+            "UPDATE activations SET last_refresh = GREATEST(last_refresh, $1), \
+             app_version = COALESCE($2, app_version), platform = COALESCE($3, platform) \
+             WHERE id = $4",
         )
         .bind(&now_s)
         .bind(app_version)
@@ -941,12 +944,16 @@ impl Store for PostgresStore {
         rules::check_api_key_usable(&row, now)?;
         let now_s = timefmt::format(now);
         // One atomic statement: concurrent first fetches of an instance from several replicas
-        // insert once and count every fetch.
+        // insert once and count every fetch. `now` was taken before the statement queued, so
+        // the times only ever widen (a fetch that commits later may carry an earlier `now`,
+        // and replicas' clocks differ a little).
         sqlx::query(
             "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
              VALUES ($1, $2, $3, $4, $5, $6, 1) \
              ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
-             version = COALESCE(EXCLUDED.version, instances.version), last_seen = EXCLUDED.last_seen, \
+             version = COALESCE(EXCLUDED.version, instances.version), \
+             first_seen = LEAST(instances.first_seen, EXCLUDED.first_seen), \
+             last_seen = GREATEST(instances.last_seen, EXCLUDED.last_seen), \
              fetch_count = instances.fetch_count + 1",
         )
         .bind(new_id())

@@ -946,7 +946,8 @@ impl Store for SqliteStore {
                         "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
                          VALUES (?, ?, ?, ?, ?, ?, 1) \
                          ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
-                         version = COALESCE(excluded.version, instances.version), last_seen = excluded.last_seen, \
+                         version = COALESCE(excluded.version, instances.version), last_seen = MAX(instances.last_seen, excluded.last_seen), \
+                         first_seen = MIN(instances.first_seen, excluded.first_seen), \
                          fetch_count = instances.fetch_count + 1",
                     )
                     .bind(new_id())
