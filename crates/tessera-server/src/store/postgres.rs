@@ -28,9 +28,8 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
-use super::{
-    Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id, parse_json_text,
-};
+use super::rows::{ActivationRow, AuditRow, FlagRow, KEY_WITH_SEATS, KeyWithSeats, UsageRow};
+use super::{Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id};
 use crate::error::{ApiResult, AppError};
 use crate::rules;
 
@@ -161,67 +160,6 @@ async fn release_stale(
     Ok(released.len() as u64)
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyWithSeats {
-    #[sqlx(flatten)]
-    key: KeyRow,
-    active_seat_count: i64,
-}
-
-const KEY_WITH_SEATS: &str = "SELECT k.*, (SELECT COUNT(*) FROM activations a \
-     WHERE a.key_id = k.id AND a.deactivated_at IS NULL) AS active_seat_count \
-     FROM license_keys k";
-
-#[derive(sqlx::FromRow)]
-struct ActivationRow {
-    id: String,
-    key_id: String,
-    machine_id: String,
-    app_version: Option<String>,
-    platform: Option<String>,
-    activated_at: String,
-    last_refresh: String,
-    deactivated_at: Option<String>,
-    key_display: String,
-    product: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct UsageRow {
-    id: String,
-    key_id: String,
-    machine_id: String,
-    product: String,
-    event_type: String,
-    metadata: Option<String>,
-    created_at: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct FlagRow {
-    id: String,
-    key_id: String,
-    machine_id: Option<String>,
-    product: String,
-    flag_type: String,
-    details: Option<String>,
-    status: String,
-    created_at: String,
-    reviewed_at: Option<String>,
-    action_taken: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    entity_type: String,
-    entity_id: String,
-    action: String,
-    actor: Option<String>,
-    details: Option<String>,
-    created_at: String,
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> ApiResult<()> {
@@ -295,10 +233,7 @@ impl Store for PostgresStore {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.key.into_response(r.active_seat_count))
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
@@ -310,7 +245,7 @@ impl Store for PostgresStore {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|r| r.key.into_response(r.active_seat_count)))
+        Ok(row.map(Into::into))
     }
 
     async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
@@ -628,21 +563,7 @@ impl Store for PostgresStore {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ActivationRecord {
-                id: r.id,
-                key_id: r.key_id,
-                machine_id: r.machine_id,
-                app_version: r.app_version,
-                platform: r.platform,
-                activated_at: r.activated_at,
-                last_refresh: r.last_refresh,
-                deactivated_at: r.deactivated_at,
-                key_display: r.key_display,
-                product: r.product,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn list_usage(
@@ -662,18 +583,7 @@ impl Store for PostgresStore {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UsageEventRecord {
-                id: r.id,
-                key_id: r.key_id,
-                machine_id: r.machine_id,
-                product: r.product,
-                event_type: r.event_type,
-                metadata: parse_json_text(r.metadata),
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn list_flags(&self, status: &str, page: Page) -> ApiResult<Vec<FlagRecord>> {
@@ -689,21 +599,7 @@ impl Store for PostgresStore {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FlagRecord {
-                id: r.id,
-                key_id: r.key_id,
-                machine_id: r.machine_id,
-                product: r.product,
-                flag_type: r.flag_type,
-                details: parse_json_text(r.details),
-                status: r.status,
-                created_at: r.created_at,
-                reviewed_at: r.reviewed_at,
-                action_taken: r.action_taken,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn update_flag(
@@ -760,18 +656,7 @@ impl Store for PostgresStore {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditRecord {
-                id: r.id,
-                entity_type: r.entity_type,
-                entity_id: r.entity_id,
-                action: r.action,
-                actor: r.actor,
-                details: parse_json_text(r.details),
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn create_api_key(

@@ -18,10 +18,9 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
+use super::rows::{ActivationRow, AuditRow, FlagRow, KEY_WITH_SEATS, KeyWithSeats, UsageRow};
 use super::sqlite_writer::Writer;
-use super::{
-    Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id, parse_json_text,
-};
+use super::{Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id};
 use crate::error::{ApiResult, AppError};
 use crate::rules;
 
@@ -142,53 +141,6 @@ async fn release_stale(
     Ok(released.len() as u64)
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyWithSeats {
-    #[sqlx(flatten)]
-    key: KeyRow,
-    active_seat_count: i64,
-}
-
-const KEY_WITH_SEATS: &str = "SELECT k.*, (SELECT COUNT(*) FROM activations a \
-     WHERE a.key_id = k.id AND a.deactivated_at IS NULL) AS active_seat_count \
-     FROM license_keys k";
-
-#[derive(sqlx::FromRow)]
-struct UsageRow {
-    id: String,
-    key_id: String,
-    machine_id: String,
-    product: String,
-    event_type: String,
-    metadata: Option<String>,
-    created_at: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct FlagRow {
-    id: String,
-    key_id: String,
-    machine_id: Option<String>,
-    product: String,
-    flag_type: String,
-    details: Option<String>,
-    status: String,
-    created_at: String,
-    reviewed_at: Option<String>,
-    action_taken: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    entity_type: String,
-    entity_id: String,
-    action: String,
-    actor: Option<String>,
-    details: Option<String>,
-    created_at: String,
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> ApiResult<()> {
@@ -266,10 +218,7 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.key.into_response(r.active_seat_count))
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
@@ -277,7 +226,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row.map(|r| r.key.into_response(r.active_seat_count)))
+        Ok(row.map(Into::into))
     }
 
     async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
@@ -612,18 +561,7 @@ impl Store for SqliteStore {
         key_id: Option<&str>,
         page: Page,
     ) -> ApiResult<Vec<ActivationRecord>> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-        )> = sqlx::query_as(
+        let rows: Vec<ActivationRow> = sqlx::query_as(
             "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
                  a.last_refresh, a.deactivated_at, k.key_display, k.product \
                  FROM activations a JOIN license_keys k ON k.id = a.key_id \
@@ -635,21 +573,7 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ActivationRecord {
-                id: r.0,
-                key_id: r.1,
-                machine_id: r.2,
-                app_version: r.3,
-                platform: r.4,
-                activated_at: r.5,
-                last_refresh: r.6,
-                deactivated_at: r.7,
-                key_display: r.8,
-                product: r.9,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn list_usage(
@@ -666,18 +590,7 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UsageEventRecord {
-                id: r.id,
-                key_id: r.key_id,
-                machine_id: r.machine_id,
-                product: r.product,
-                event_type: r.event_type,
-                metadata: parse_json_text(r.metadata),
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn list_flags(&self, status: &str, page: Page) -> ApiResult<Vec<FlagRecord>> {
@@ -689,21 +602,7 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FlagRecord {
-                id: r.id,
-                key_id: r.key_id,
-                machine_id: r.machine_id,
-                product: r.product,
-                flag_type: r.flag_type,
-                details: parse_json_text(r.details),
-                status: r.status,
-                created_at: r.created_at,
-                reviewed_at: r.reviewed_at,
-                action_taken: r.action_taken,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn update_flag(
@@ -751,18 +650,7 @@ impl Store for SqliteStore {
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditRecord {
-                id: r.id,
-                entity_type: r.entity_type,
-                entity_id: r.entity_id,
-                action: r.action,
-                actor: r.actor,
-                details: parse_json_text(r.details),
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn create_api_key(
