@@ -105,6 +105,40 @@ async fn key_by_display(tx: &mut SqliteConnection, key_display: &str) -> ApiResu
     )
 }
 
+/// A key and, for one machine, everything the seat decision needs — in one statement, since
+/// every statement is a round trip to SQLite's thread on the write path.
+#[derive(sqlx::FromRow)]
+struct SeatView {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    existing_id: Option<String>,
+    /// 1 when this machine holds an active seat, 0 when its seat was released.
+    existing_active: Option<i64>,
+    /// Active seats held by other machines, counted up to `seats` (enough to decide).
+    others: i64,
+}
+
+async fn seat_view(
+    tx: &mut SqliteConnection,
+    key_display: &str,
+    machine_id: &str,
+) -> ApiResult<Option<SeatView>> {
+    Ok(sqlx::query_as(
+        "SELECT k.*, \
+         (SELECT a.id FROM activations a WHERE a.key_id = k.id AND a.machine_id = ?1) AS existing_id, \
+         (SELECT a.deactivated_at IS NULL FROM activations a \
+          WHERE a.key_id = k.id AND a.machine_id = ?1) AS existing_active, \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM activations a \
+          WHERE a.key_id = k.id AND a.deactivated_at IS NULL AND a.machine_id != ?1 \
+          LIMIT (SELECT seats FROM license_keys WHERE key_display = ?2))) AS others \
+         FROM license_keys k WHERE k.key_display = ?2",
+    )
+    .bind(machine_id)
+    .bind(key_display)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
 /// Floating seats: frees this key's seats whose lease ran out, each release audited.
 async fn release_stale(
     tx: &mut SqliteConnection,
@@ -266,39 +300,24 @@ impl Store for SqliteStore {
         self.writer
             .run(move |tx| {
                 Box::pin(async move {
-                let key = key_by_display(tx, &req.key)
+                let view = seat_view(tx, &req.key, &req.machine_id)
                     .await?
                     .ok_or_else(rules::unknown_key)?;
-                rules::check_key_usable(&key, &req.product, now)?;
-                release_stale(tx, &key, now).await?;
-
-                let existing: Option<(String, Option<String>)> = sqlx::query_as(
-                    "SELECT id, deactivated_at FROM activations WHERE key_id = ? AND machine_id = ?",
-                )
-                .bind(&key.id)
-                .bind(&req.machine_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let holds_seat = matches!(existing, Some((_, None)));
-                if !holds_seat {
-                    // The seed skipped this check when a deactivated machine came back: fixed.
-                    // Counting stops at `seats`: the answer is the same and a key with a
-                    // huge seat count costs no more than a small one.
-                    let others: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM activations \
-                         WHERE key_id = ? AND deactivated_at IS NULL AND machine_id != ? LIMIT ?)",
-                    )
-                    .bind(&key.id)
-                    .bind(&req.machine_id)
-                    .bind(key.seats)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if !rules::seat_available(key.seats, others) {
-                        return Err(rules::seat_limit_reached(key.seats));
-                    }
+                rules::check_key_usable(&view.key, &req.product, now)?;
+                let view = if release_stale(tx, &view.key, now).await? > 0 {
+                    seat_view(tx, &req.key, &req.machine_id).await?.ok_or_else(rules::unknown_key)?
+                } else {
+                    view
+                };
+                let key = view.key;
+                // The seed skipped the seat check when a deactivated machine came back: fixed.
+                let holds_seat = view.existing_active == Some(1);
+                if !holds_seat && !rules::seat_available(key.seats, view.others) {
+                    return Err(rules::seat_limit_reached(key.seats));
                 }
+                let existing = view.existing_id;
                 let activation_id = match existing {
-                    Some((id, _)) => {
+                    Some(id) => {
                         sqlx::query(
                             "UPDATE activations SET last_refresh = ?, app_version = ?, platform = ?, \
                              deactivated_at = NULL WHERE id = ?",
