@@ -114,8 +114,9 @@ struct SeatView {
     existing_id: Option<String>,
     /// 1 when this machine holds an active seat, 0 when its seat was released.
     existing_active: Option<i64>,
-    /// Active seats held by other machines, counted up to `seats` (enough to decide).
-    others: i64,
+    /// Active seats, counted up to `seats` (enough to decide). Not excluding this machine
+    /// keeps the count an index-only scan; a machine holding a seat skips the check anyway.
+    active: i64,
 }
 
 async fn seat_view(
@@ -129,8 +130,8 @@ async fn seat_view(
          (SELECT a.deactivated_at IS NULL FROM activations a \
           WHERE a.key_id = k.id AND a.machine_id = ?1) AS existing_active, \
          (SELECT COUNT(*) FROM (SELECT 1 FROM activations a \
-          WHERE a.key_id = k.id AND a.deactivated_at IS NULL AND a.machine_id != ?1 \
-          LIMIT (SELECT seats FROM license_keys WHERE key_display = ?2))) AS others \
+          WHERE a.key_id = k.id AND a.deactivated_at IS NULL \
+          LIMIT (SELECT seats FROM license_keys WHERE key_display = ?2))) AS active \
          FROM license_keys k WHERE k.key_display = ?2",
     )
     .bind(machine_id)
@@ -312,7 +313,7 @@ impl Store for SqliteStore {
                 let key = view.key;
                 // The seed skipped the seat check when a deactivated machine came back: fixed.
                 let holds_seat = view.existing_active == Some(1);
-                if !holds_seat && !rules::seat_available(key.seats, view.others) {
+                if !holds_seat && !rules::seat_available(key.seats, view.active) {
                     return Err(rules::seat_limit_reached(key.seats));
                 }
                 let existing = view.existing_id;
