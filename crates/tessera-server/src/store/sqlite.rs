@@ -498,7 +498,7 @@ impl Store for SqliteStore {
             (key_display.to_string(), machine_id.to_string(), req.clone());
         let now_s = timefmt::format(now);
         self.writer
-            .run(move |tx| {
+            .run_single_statement(move |tx| {
                 Box::pin(async move {
                     let done = sqlx::query(
                         "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
@@ -848,7 +848,7 @@ impl Store for SqliteStore {
             version.map(str::to_string),
         );
         self.writer
-            .run(move |tx| {
+            .run_single_statement(move |tx| {
                 Box::pin(async move {
                     sqlx::query(
                         "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \

@@ -15,7 +15,13 @@ use crate::error::{ApiResult, AppError};
 
 pub type Fut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> Fut<'c, (bool, Reply)> + Send>;
+type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> Fut<'c, (bool, Reply)> + Send>;
+
+struct Job {
+    work: Work,
+    /// A job of one statement needs no savepoint: a failed statement writes nothing.
+    single_statement: bool,
+}
 
 /// Most jobs in one transaction: bounds the latency a batch adds and the work lost to a
 /// failed commit.
@@ -44,8 +50,25 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> Fut<'c, ApiResult<T>> + Send + 'static,
     {
+        self.submit(job, false).await
+    }
+
+    /// Like [`Writer::run`] for a job that executes exactly one statement (skips the savepoint).
+    pub async fn run_single_statement<T, F>(&self, job: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> Fut<'c, ApiResult<T>> + Send + 'static,
+    {
+        self.submit(job, true).await
+    }
+
+    async fn submit<T, F>(&self, job: F, single_statement: bool) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> Fut<'c, ApiResult<T>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<ApiResult<T>>();
-        let boxed: Job = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             Box::pin(async move {
                 let result = job(conn).await;
                 let ok = result.is_ok();
@@ -58,7 +81,11 @@ impl Writer {
                 (ok, reply)
             })
         });
-        if self.queue.send(Message::Job(boxed)).await.is_err() {
+        let job = Job {
+            work,
+            single_statement,
+        };
+        if self.queue.send(Message::Job(job)).await.is_err() {
             return Err(closed());
         }
         rx.await.unwrap_or_else(|_| Err(closed()))
@@ -120,8 +147,13 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
     let outcome = async {
         exec(conn, "BEGIN IMMEDIATE").await?;
         for job in batch {
+            if job.single_statement {
+                let (_, reply) = (job.work)(conn).await;
+                replies.push(reply);
+                continue;
+            }
             exec(conn, "SAVEPOINT job").await?;
-            let (ok, reply) = job(conn).await;
+            let (ok, reply) = (job.work)(conn).await;
             replies.push(reply);
             if !ok {
                 exec(conn, "ROLLBACK TO job").await?;
