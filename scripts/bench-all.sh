@@ -37,6 +37,12 @@ echo "nproc: $(nproc)"
 lscpu | head -n 20
 free -m
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# A durable commit waits for the disk: synchronous 4 KiB writes per second bound what one
+# writer can commit without batching. Probed where the benchmark's databases live ($TMPDIR).
+probe="$(mktemp "${TMPDIR:-/tmp}/tessera-fsync-probe.XXXXXX")"
+dd_line="$(dd if=/dev/zero of="$probe" bs=4k count=1000 oflag=dsync 2>&1 | tail -n 1)"
+rm -f "$probe"
+echo "synchronous 4 KiB writes (dd oflag=dsync): $(echo "$dd_line" | awk '{ printf "%.0f/s", 1000 / $(NF-3) }') ($dd_line)"
 
 echo
 echo "== openssl speed -seconds 3 -multi 2 rsa2048"

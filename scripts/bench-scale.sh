@@ -6,6 +6,8 @@
 #   scripts/bench-scale.sh
 #   KEYS=100000 ACTIVATIONS=100000 scripts/bench-scale.sh   # a quicker, smaller run
 #   MAX_OFFSET=100000 scripts/bench-scale.sh                # deeper admin pages
+#   REUSE=1 scripts/bench-scale.sh      # keep the preloaded database of the previous run
+#                                       # (its earlier benchmark rows stay in it)
 #
 # Steps: `tessera serve` once on a new data directory (so its migrations create the schema),
 # stop it, preload with one recursive-CTE INSERT … SELECT per table, then `tessera bench
@@ -20,6 +22,8 @@ ACTIVATIONS="${ACTIVATIONS:-1000000}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 MAX_OFFSET="${MAX_OFFSET:-10000}"
+# admin-list runs twice: one operator paging (1 connection: the latency of one page) and
+# under load (CONNECTIONS).
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET_DIR/bench"
 BIN="$TARGET_DIR/release/tessera"
@@ -36,100 +40,105 @@ done
 echo "== build (release)"
 cargo build --release -p tessera-cli
 
-echo "== schema: start tessera serve once on $DATA"
-rm -rf "$DATA"
-mkdir -p "$DATA"
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-TESSERA_DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" ADMIN_TOKEN="$ADMIN_TOKEN" \
-    "$BIN" serve >"$OUT/scale-migrate.log" 2>&1 &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-    if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "the server exited; its log:" >&2
-        cat "$OUT/scale-migrate.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID" || true
-trap - EXIT
-
 DB="$DATA/tessera.db"
-echo "== preload: $KEYS keys, $ACTIVATIONS activations, $ACTIVATIONS audit rows into $DB"
-# Rows are spread one second apart from 2026-10-01 (epoch 1790812800), in the fixed-width
-# RFC 3339 form the server writes (2026-10-01T00:00:00.000000Z), so ordering by time means
-# something. Activation i belongs to key ((i - 1) % KEYS) + 1.
-start=$(date +%s.%N)
-sqlite3 "$DB" <<SQL
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = OFF;
-PRAGMA cache_size = -262144;
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $KEYS)
-INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, revoked,
-                          customer_email, source, trial, notes, created_at, lease_ttl_secs)
-SELECT printf('00000000-5ca1-4000-8000-%012d', i),
-       printf('CFG-SCAL-%s-%s-%s', substr(d, 1, 4), substr(d, 5, 4), substr(d, 9, 4)),
-       'peregrine', 'paid', 5, NULL, 0,
-       printf('customer%d@example.com', i), 'scale', 0, NULL,
-       strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i, 'unixepoch'), NULL
-FROM (SELECT i, printf('%012d', i) AS d FROM n);
+if [ "${REUSE:-0}" = "1" ] && [ -f "$DB" ]; then
+    echo "== reusing $DB"
+else
+    echo "== schema: start tessera serve once on $DATA"
+    rm -rf "$DATA"
+    mkdir -p "$DATA"
+    PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    TESSERA_DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" ADMIN_TOKEN="$ADMIN_TOKEN" \
+        "$BIN" serve >"$OUT/scale-migrate.log" 2>&1 &
+    SERVER_PID=$!
+    trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do
+        if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
+            break
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "the server exited; its log:" >&2
+            cat "$OUT/scale-migrate.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    trap - EXIT
 
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ACTIVATIONS)
-INSERT INTO activations (id, key_id, machine_id, app_version, platform, activated_at,
-                         last_refresh, deactivated_at)
-SELECT printf('00000000-ac71-4000-8000-%012d', i),
-       printf('00000000-5ca1-4000-8000-%012d', ((i - 1) % $KEYS) + 1),
-       printf('scale-machine-%d', i), '1.0.0', 'linux-x86_64', t, t, NULL
-FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i + 60, 'unixepoch') AS t FROM n);
+    echo "== preload: $KEYS keys, $ACTIVATIONS activations, $ACTIVATIONS audit rows into $DB"
+    # Rows are spread one second apart from 2026-10-01 (epoch 1790812800), in the fixed-width
+    # RFC 3339 form the server writes (2026-10-01T00:00:00.000000Z), so ordering by time means
+    # something. Activation i belongs to key ((i - 1) % KEYS) + 1.
+    start=$(date +%s.%N)
+    sqlite3 "$DB" >/dev/null <<SQL
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = OFF;
+    PRAGMA cache_size = -262144;
+    BEGIN;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $KEYS)
+    INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, revoked,
+                              customer_email, source, trial, notes, created_at, lease_ttl_secs)
+    SELECT printf('00000000-5ca1-4000-8000-%012d', i),
+           printf('CFG-SCAL-%s-%s-%s', substr(d, 1, 4), substr(d, 5, 4), substr(d, 9, 4)),
+           'peregrine', 'paid', 5, NULL, 0,
+           printf('customer%d@example.com', i), 'scale', 0, NULL,
+           strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i, 'unixepoch'), NULL
+    FROM (SELECT i, printf('%012d', i) AS d FROM n);
 
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ACTIVATIONS)
-INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at)
-SELECT printf('00000000-a0d1-4000-8000-%012d', i), 'activation',
-       printf('00000000-ac71-4000-8000-%012d', i), 'activated',
-       printf('machine:scale-machine-%d', i),
-       printf('{"machine_id":"scale-machine-%d"}', i),
-       strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i + 60, 'unixepoch')
-FROM n;
-COMMIT;
-PRAGMA wal_checkpoint(TRUNCATE);
-ANALYZE;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ACTIVATIONS)
+    INSERT INTO activations (id, key_id, machine_id, app_version, platform, activated_at,
+                             last_refresh, deactivated_at)
+    SELECT printf('00000000-ac71-4000-8000-%012d', i),
+           printf('00000000-5ca1-4000-8000-%012d', ((i - 1) % $KEYS) + 1),
+           printf('scale-machine-%d', i), '1.0.0', 'linux-x86_64', t, t, NULL
+    FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i + 60, 'unixepoch') AS t FROM n);
+
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ACTIVATIONS)
+    INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at)
+    SELECT printf('00000000-a0d1-4000-8000-%012d', i), 'activation',
+           printf('00000000-ac71-4000-8000-%012d', i), 'activated',
+           printf('machine:scale-machine-%d', i),
+           printf('{"machine_id":"scale-machine-%d"}', i),
+           strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1790812800 + i + 60, 'unixepoch')
+    FROM n;
+    COMMIT;
+    PRAGMA wal_checkpoint(TRUNCATE);
+    ANALYZE;
 SQL
-end=$(date +%s.%N)
-echo "preloaded in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s:" \
-    "$(sqlite3 "$DB" 'SELECT (SELECT COUNT(*) FROM license_keys) || " keys, " || (SELECT COUNT(*) FROM activations) || " activations, " || (SELECT COUNT(*) FROM audit_log) || " audit rows"')," \
-    "$(du -h "$DB" | cut -f1)"
+    end=$(date +%s.%N)
+    echo "preloaded in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s:" \
+        "$(sqlite3 "$DB" 'SELECT (SELECT COUNT(*) FROM license_keys) || " keys, " || (SELECT COUNT(*) FROM activations) || " activations, " || (SELECT COUNT(*) FROM audit_log) || " audit rows"')," \
+        "$(du -h "$DB" | cut -f1)"
+fi
 
 run() {
-    local name="$1"
-    shift
+    local name="$1" connections="$2"
+    shift 2
     echo
-    echo "== $name: tessera bench $*"
-    "$BIN" bench --duration "$DURATION" --connections "$CONNECTIONS" --output json "$@" \
+    echo "== $name: tessera bench --connections $connections $*"
+    "$BIN" bench --duration "$DURATION" --connections "$connections" --output json "$@" \
         >"$OUT/$name.json"
     jq -c '{requests_per_sec, latency_ms, errors, endpoints, peak_rss_mb}' "$OUT/$name.json"
 }
 
-run scale-activate-empty --scenario activate
-run scale-activate --scenario activate --data-dir "$DATA"
-run scale-admin-list --scenario admin-list --data-dir "$DATA" --max-offset "$MAX_OFFSET"
+run scale-activate-empty "$CONNECTIONS" --scenario activate
+run scale-activate "$CONNECTIONS" --scenario activate --data-dir "$DATA"
+run scale-admin-list-1 1 --scenario admin-list --data-dir "$DATA" --max-offset "$MAX_OFFSET"
+run scale-admin-list "$CONNECTIONS" --scenario admin-list --data-dir "$DATA" --max-offset "$MAX_OFFSET"
 
 echo
 echo "== summary ($KEYS keys, $ACTIVATIONS activations; $DURATION, $CONNECTIONS connections)"
-printf '%-34s %10s %9s %9s %9s %9s\n' run 'req/s' 'p50 ms' 'p99 ms' 'max ms' 'RSS MB'
-for name in scale-activate-empty scale-activate scale-admin-list; do
-    jq -r --arg name "$name" '[$name, .requests_per_sec, .latency_ms.p50, .latency_ms.p99, .latency_ms.max,
-            (.peak_rss_mb // "-")] | @tsv' "$OUT/$name.json" |
-        awk -F'\t' '{ printf "%-34s %10.1f %9.2f %9.2f %9.2f %9s\n", $1, $2, $3, $4, $5, $6 }'
+printf '%-34s %5s %10s %9s %9s %9s %9s\n' run conns 'req/s' 'p50 ms' 'p99 ms' 'max ms' 'RSS MB'
+for name in scale-activate-empty scale-activate scale-admin-list-1 scale-admin-list; do
+    jq -r --arg name "$name" '[$name, .connections, .requests_per_sec, .latency_ms.p50, .latency_ms.p99,
+            .latency_ms.max, (.peak_rss_mb // "-")] | @tsv' "$OUT/$name.json" |
+        awk -F'\t' '{ printf "%-34s %5d %10.1f %9.2f %9.2f %9.2f %9s\n", $1, $2, $3, $4, $5, $6, $7 }'
+    jq -r '(.endpoints // [])[] | [("  " + .name), .requests_per_sec, .latency_ms.p50, .latency_ms.p99,
+            .latency_ms.max] | @tsv' "$OUT/$name.json" |
+        awk -F'\t' '{ printf "%-34s %5s %10.1f %9.2f %9.2f %9.2f\n", $1, "", $2, $3, $4, $5 }'
 done
-jq -r '.endpoints[] | [("  " + .name), .requests_per_sec, .latency_ms.p50, .latency_ms.p99, .latency_ms.max] | @tsv' \
-    "$OUT/scale-admin-list.json" |
-    awk -F'\t' '{ printf "%-34s %10.1f %9.2f %9.2f %9.2f\n", $1, $2, $3, $4, $5 }'
 jq -rn --slurpfile empty "$OUT/scale-activate-empty.json" --slurpfile full "$OUT/scale-activate.json" \
     '"activation p99 at scale / empty: \(($full[0].latency_ms.p99 / $empty[0].latency_ms.p99 * 100 | round) / 100)× (target ≤ 2×)"'

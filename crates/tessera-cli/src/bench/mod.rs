@@ -6,6 +6,7 @@
 mod args;
 mod drive;
 mod prepare;
+mod procfs;
 mod report;
 mod spawn;
 
@@ -38,8 +39,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let result = measure(&args, server.as_ref()).await;
     // Read the peak before the server goes away.
     let peak_rss_mb = match (&server, args.server_pid) {
-        (Some(s), _) => spawn::peak_rss_mb(s.pid()),
-        (None, Some(pid)) => spawn::peak_rss_mb(pid),
+        (Some(s), _) => procfs::peak_rss_mb(s.pid()),
+        (None, Some(pid)) => procfs::peak_rss_mb(pid),
         (None, None) => None,
     };
     if let Some(server) = server {
@@ -109,7 +110,11 @@ async fn measure(
         seconds = args.duration.as_secs_f64(),
         "driving load"
     );
+    let server_pid = server.map(StartedServer::pid).or(args.server_pid);
+    let me = std::process::id();
+    let cpu_before = (server_pid.and_then(procfs::cpu_time), procfs::cpu_time(me));
     let measured = drive::drive(workload, http, args.connections, args.duration).await?;
+    let cpu_after = (server_pid.and_then(procfs::cpu_time), procfs::cpu_time(me));
     let info = report::RunInfo {
         scenario: args.scenario.name(),
         target: base,
@@ -117,6 +122,8 @@ async fn measure(
         database: server.map(|s| s.database),
         connections: args.connections,
         peak_rss_mb: None,
+        server_cpu_cores: procfs::cores_used(cpu_before.0, cpu_after.0, measured.elapsed),
+        load_tool_cpu_cores: procfs::cores_used(cpu_before.1, cpu_after.1, measured.elapsed),
     };
     Ok((info, labels, measured))
 }
@@ -134,4 +141,79 @@ fn first_tier(catalog: Option<&Path>, product: &str) -> anyhow::Result<Option<St
         .product(product)
         .and_then(|p| p.tiers.first())
         .map(|t| t.name.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use tessera_server::Limits;
+    use tessera_server::test_support::{TestOptions, TestServer};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[tokio::test]
+    async fn every_scenario_runs_against_a_url_without_errors() {
+        // As `tessera bench` starts its own server: rate limiting off.
+        let server = TestServer::spawn_with(TestOptions {
+            limits: Limits {
+                rate_limit: None,
+                lease_sweep: None,
+                ..Limits::default()
+            },
+            ..TestOptions::default()
+        })
+        .await
+        .unwrap();
+        for scenario in ["activate", "refresh", "token", "usage", "admin-list"] {
+            // Five seats per key, so `activate` and `refresh` also roll over to new keys.
+            let cli = Cli::try_parse_from([
+                "bench",
+                "--url",
+                &server.base_url,
+                "--admin-token",
+                &server.admin_token,
+                "--scenario",
+                scenario,
+                "--duration",
+                "300ms",
+                "--connections",
+                "2",
+                "--seats",
+                "5",
+            ])
+            .unwrap();
+            let (info, labels, measured) = measure(&cli.bench, None).await.unwrap();
+            let report = report::Report::new(info, labels, &measured).unwrap();
+            assert!(report.succeeded > 0, "{scenario}: nothing succeeded");
+            assert_eq!(report.failed, 0, "{scenario}: {:?}", report.errors);
+            assert_eq!(report.server, "external");
+            assert_eq!(report.peak_rss_mb, None);
+            if scenario == "admin-list" {
+                assert_eq!(report.endpoints.len(), 3);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_admin_token_fails_the_preparation_with_the_servers_reason() {
+        let server = TestServer::spawn().await.unwrap();
+        let cli = Cli::try_parse_from([
+            "bench",
+            "--url",
+            &server.base_url,
+            "--admin-token",
+            "not-the-token",
+            "--duration",
+            "1",
+        ])
+        .unwrap();
+        let err = measure(&cli.bench, None).await.err().unwrap();
+        assert!(format!("{err:#}").contains("401"), "{err:#}");
+    }
 }

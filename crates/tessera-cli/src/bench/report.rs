@@ -33,6 +33,12 @@ pub struct Report {
     pub endpoints: Vec<Endpoint>,
     /// The server's peak resident set size (VmHWM), when known.
     pub peak_rss_mb: Option<f64>,
+    /// CPU used during the run, in cores (1.0 = one core busy throughout): the server's when
+    /// its PID is known, and the load tool's own (it shares the machine).
+    pub server_cpu_cores: Option<f64>,
+    pub load_tool_cpu_cores: Option<f64>,
+    /// Cores of this machine.
+    pub machine_cores: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +84,10 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -90,6 +100,8 @@ pub struct RunInfo {
     pub database: Option<&'static str>,
     pub connections: u32,
     pub peak_rss_mb: Option<f64>,
+    pub server_cpu_cores: Option<f64>,
+    pub load_tool_cpu_cores: Option<f64>,
 }
 
 impl Report {
@@ -130,6 +142,11 @@ impl Report {
             errors: m.errors.clone(),
             endpoints,
             peak_rss_mb: info.peak_rss_mb.map(round1),
+            server_cpu_cores: info.server_cpu_cores.map(round2),
+            load_tool_cpu_cores: info.load_tool_cpu_cores.map(round2),
+            machine_cores: std::thread::available_parallelism()
+                .ok()
+                .map(std::num::NonZeroUsize::get),
         })
     }
 
@@ -184,6 +201,14 @@ impl Report {
                 .collect();
             out.push_str(&format!("errors       {}\n", errors.join(", ")));
         }
+        let cores = |c: Option<f64>| c.map_or("?".to_string(), |c| format!("{c:.2}"));
+        out.push_str(&format!(
+            "CPU (cores)  server {}, load tool {} (machine: {})\n",
+            cores(self.server_cpu_cores),
+            cores(self.load_tool_cpu_cores),
+            self.machine_cores
+                .map_or("?".to_string(), |n| n.to_string())
+        ));
         match self.peak_rss_mb {
             Some(mb) => out.push_str(&format!("peak RSS     {mb:.1} MB (server)\n")),
             None => out.push_str("peak RSS     unknown (external server; see --server-pid)\n"),

@@ -181,20 +181,6 @@ impl Drop for StartedServer {
     }
 }
 
-/// Peak resident set size of a process (`VmHWM` in /proc/PID/status), in MiB.
-pub fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vm_hwm_kb(&status).map(|kb| kb as f64 / 1024.0)
-}
-
-fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
 fn free_port() -> anyhow::Result<u16> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
@@ -257,19 +243,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vm_hwm_is_read_from_proc_status() {
-        let status =
-            "Name:\ttessera\nVmPeak:\t  200000 kB\nVmHWM:\t   34816 kB\nVmRSS:\t 30000 kB\n";
-        assert_eq!(parse_vm_hwm_kb(status), Some(34_816));
-        assert_eq!(parse_vm_hwm_kb("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn own_peak_rss_is_readable() {
-        assert!(peak_rss_mb(std::process::id()).is_some_and(|mb| mb > 0.0));
-    }
 
     #[test]
     fn generated_catalog_parses_and_names_the_product() {
