@@ -80,6 +80,24 @@ impl Served {
         }
     }
 
+    /// SIGTERM, then waits (at most 20 s) for the process to exit by itself.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no shutdown handler runs, nothing is flushed by the process.
     fn kill(mut self) {
         self.child.kill().unwrap();
@@ -365,4 +383,85 @@ async fn db_commands_migrate_back_up_and_copy_from_the_command_line() {
         eprintln!("db copy from the command line: skipped: needs TESSERA_TEST_DATABASE=postgres");
     }
     server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let pg = database().await;
+    let database_url = pg.as_ref().map(|d| d.url.as_str());
+    let http = client();
+    let server = Served::start(data.path(), database_url);
+    let key: Value = http
+        .post(format!("{}/admin/keys", server.base_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"product": "peregrine", "tier": "paid", "seats": 100_000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key_display"].as_str().unwrap().to_string();
+
+    let url = server.base_url.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut bad) = (Vec::new(), Vec::new());
+                for i in 0..2_000 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    let machine = format!("t{w}-{i:04}");
+                    let body = json!({"key": key, "machine_id": machine, "product": "peregrine"});
+                    match http
+                        .post(format!("{url}/v1/activate"))
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(resp) if resp.status() == 200 => ok.push(machine),
+                        Ok(resp) => bad.push(resp.status().as_u16()),
+                        // Refused once the listener is closed: the stream is over.
+                        Err(_) => break,
+                    }
+                }
+                (ok, bad)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(
+        status.success(),
+        "tessera serve exited with {status} after SIGTERM"
+    );
+
+    let mut answered = Vec::new();
+    for w in writers {
+        let (ok, bad) = w.await.unwrap();
+        assert!(
+            bad.is_empty(),
+            "in-flight requests failed during shutdown: {bad:?}"
+        );
+        answered.extend(ok);
+    }
+    assert!(
+        !answered.is_empty(),
+        "no activation was answered before SIGTERM"
+    );
+
+    let server = Served::start(data.path(), database_url);
+    let present = activated_machines(&http, &server.base_url).await;
+    let lost: Vec<_> = answered.iter().filter(|m| !present.contains(*m)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered activations lost: {lost:?}",
+        lost.len()
+    );
 }
