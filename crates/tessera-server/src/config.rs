@@ -75,6 +75,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 
+    /// Open client connections at most (idle keep-alive ones included); more wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Interval of the floating-seat sweeper, in seconds (0 disables the sweeper).
     #[arg(long, env = "LEASE_SWEEP_SECS", default_value_t = 60)]
     pub lease_sweep_secs: u64,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use tessera_core::ErrorCode;
 use tessera_core::Verifier;
 use tessera_core::catalog::Catalog;
@@ -24,6 +25,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub mod bootstrap;
 pub mod config;
+pub mod connlimit;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -62,6 +64,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Open connections at most (idle keep-alive ones included); more wait in the backlog.
+    pub max_connections: usize,
     pub lease_sweep: Option<Duration>,
     /// Per-IP limits on secret-taking routes; `None` switches them off (load tests).
     pub rate_limit: Option<ratelimit::RateLimitConfig>,
@@ -73,6 +77,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
+            max_connections: 4096,
             lease_sweep: Some(Duration::from_secs(60)),
             rate_limit: Some(ratelimit::RateLimitConfig {
                 burst: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
@@ -89,6 +94,7 @@ pub struct Application {
     state: AppState,
     lease_sweep: Option<Duration>,
     limiter: Option<Arc<ratelimit::Limiter>>,
+    max_connections: usize,
 }
 
 impl Application {
@@ -118,6 +124,7 @@ impl Application {
             state,
             lease_sweep: config.limits.lease_sweep,
             limiter,
+            max_connections: config.limits.max_connections,
         })
     }
 
@@ -156,8 +163,11 @@ impl Application {
                 }
             })
         });
+        // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` (used by rate limiting) available.
+        let listener =
+            connlimit::LimitedListener::new(self.listener, self.max_connections).tap_io(|_| {});
         let result = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -251,6 +261,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_concurrent_requests: args.max_concurrent_requests.max(1),
+            max_connections: args.max_connections.max(1),
             lease_sweep: (args.lease_sweep_secs > 0)
                 .then(|| Duration::from_secs(args.lease_sweep_secs)),
             rate_limit: args.rate_limit()?,

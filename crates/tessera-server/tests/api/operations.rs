@@ -243,3 +243,48 @@ async fn rate_limits_are_on_by_default_with_a_generous_burst() {
     let limits = Limits::default().rate_limit.expect("on by default");
     assert!(limits.burst.get() >= 50);
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let app = spawn_app_with(TestOptions {
+        limits: Limits {
+            lease_sweep: None,
+            max_connections: 2,
+            ..Limits::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let addr = app
+        .server
+        .base_url
+        .trim_start_matches("http://")
+        .to_string();
+    // Two idle connections take both slots.
+    let first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    let url = app.url("/healthz");
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        fresh().get(&url).send(),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a third connection was served while two were open"
+    );
+    drop(first);
+    let served =
+        tokio::time::timeout(std::time::Duration::from_secs(5), fresh().get(&url).send()).await;
+    assert_eq!(
+        served.expect("served once a slot frees").unwrap().status(),
+        StatusCode::OK
+    );
+    drop(second);
+}
