@@ -39,6 +39,25 @@ pub struct KeyRow {
 }
 
 impl KeyRow {
+    /// The row a new key gets: not revoked, created `now`.
+    pub fn new(req: &CreateKeyRequest, key_display: &str, now: &str) -> Self {
+        Self {
+            id: new_id(),
+            key_display: key_display.to_string(),
+            product: req.product.clone(),
+            tier: req.tier.clone(),
+            seats: req.seats,
+            valid_until: req.valid_until.clone(),
+            revoked: false,
+            customer_email: req.customer_email.clone(),
+            source: req.source.clone(),
+            trial: req.trial,
+            notes: req.notes.clone(),
+            created_at: now.to_string(),
+            lease_ttl_secs: req.lease_ttl_secs,
+        }
+    }
+
     pub fn into_response(self, active_seat_count: i64) -> KeyResponse {
         KeyResponse {
             id: self.id,

@@ -174,21 +174,7 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> ApiResult<KeyResponse> {
         let now_s = timefmt::format(now);
-        let row = KeyRow {
-            id: new_id(),
-            key_display: key_display.to_string(),
-            product: req.product.clone(),
-            tier: req.tier.clone(),
-            seats: req.seats,
-            valid_until: req.valid_until.clone(),
-            revoked: false,
-            customer_email: req.customer_email.clone(),
-            source: req.source.clone(),
-            trial: req.trial,
-            notes: req.notes.clone(),
-            created_at: now_s.clone(),
-            lease_ttl_secs: req.lease_ttl_secs,
-        };
+        let row = KeyRow::new(req, key_display, &now_s);
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
