@@ -8,7 +8,7 @@ use tessera_core::wire::{CreateKeyRequest, KeyResponse, StatusResponse};
 
 use crate::output::{self, Output};
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct AdminArgs {
     /// Base URL of the Tessera server.
     #[arg(
@@ -70,6 +70,19 @@ pub enum KeysCommand {
     },
     /// Revoke a key by id.
     Revoke { id: String },
+}
+
+/// The admin token never reaches `Debug` output.
+impl std::fmt::Debug for AdminArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminArgs")
+            .field("server_url", &self.server_url)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
+            .field("admin_token_file", &self.admin_token_file)
+            .field("output", &self.output)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 struct Api {

@@ -36,7 +36,7 @@ pub enum LicenseCommand {
     Resolve(Box<ResolveArgs>),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ResolveArgs {
     /// API key (`sk-…`) to fetch the license with. Never printed.
     #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
@@ -72,6 +72,20 @@ pub struct ResolveArgs {
     /// The catalog's product to take (default: its first product).
     #[arg(long, value_name = "NAME")]
     pub catalog_product: Option<String>,
+}
+
+/// The API key and the static JWT never reach `Debug` output.
+impl std::fmt::Debug for ResolveArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolveArgs")
+            .field("api_key", &self.api_key.as_ref().map(|_| "****"))
+            .field("backend_url", &self.backend_url)
+            .field("public_keys", &self.public_keys)
+            .field("issuer", &self.issuer)
+            .field("cache_dir", &self.cache_dir)
+            .field("static_jwt", &self.static_jwt.as_ref().map(|_| "****"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// `$XDG_CACHE_HOME/tessera`, else `$HOME/.cache/tessera`, else `.tessera-cache`.

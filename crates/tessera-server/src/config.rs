@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Settings of the license server. Flags override environment variables.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8600")]
@@ -115,5 +115,49 @@ impl ServeArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tessera.db").display()))
+    }
+}
+
+/// Secrets stay out of `Debug`: the admin token is masked, the database password redacted.
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen_addr", &self.listen_addr)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::store::redact_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
+            .field("jwt_private_key_path", &self.jwt_private_key_path)
+            .field("jwt_public_key_path", &self.jwt_public_key_path)
+            .field("catalog", &self.catalog)
+            .field("jwt_expiry_days", &self.jwt_expiry_days)
+            .field("grace_period_days", &self.grace_period_days)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: super::ServeArgs,
+    }
+
+    #[test]
+    fn debug_output_hides_the_admin_token_and_database_password() {
+        let w = Wrapper::parse_from([
+            "x",
+            "--admin-token=very-secret-admin-token",
+            "--database-url=postgres://u:db-password@h/db",
+        ]);
+        let shown = format!("{:?}", w.args);
+        assert!(!shown.contains("very-secret-admin-token"), "{shown}");
+        assert!(!shown.contains("db-password"), "{shown}");
+        assert!(shown.contains("postgres://u:****@h/db"));
     }
 }
