@@ -60,6 +60,18 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                tracing::warn!("database locked by another writer");
+                Self::new(ErrorCode::ServiceUnavailable, "Database busy, try again")
+            }
+            _ => Self::internal(e),
+        }
+    }
+}
+
 impl From<tessera_core::JwtError> for AppError {
     fn from(e: tessera_core::JwtError) -> Self {
         Self::new(ErrorCode::InvalidToken, format!("Invalid token: {e}"))

@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod sqlite_jobs;
 mod sqlite_writer;
 
 /// A license key row.

@@ -1,11 +1,14 @@
-//! SQLite: WAL, `synchronous=FULL` (a commit is on disk before we answer), foreign keys on.
-//! One writer connection taking `BEGIN IMMEDIATE` transactions (so a seat check and its insert
-//! can never interleave with another writer, even in another process) and a small read pool.
+//! SQLite: WAL, foreign keys on, every answer durable (see `sqlite_writer` for how commits are
+//! made durable in groups). One writer connection taking `BEGIN IMMEDIATE` transactions (so a
+//! seat check and its insert can never interleave with another writer, even in another
+//! process) and a small read pool.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::OpenFlags;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tessera_core::apikey::{
@@ -19,12 +22,15 @@ use tessera_core::wire::{
 use time::OffsetDateTime;
 
 use super::rows::{ActivationRow, AuditRow, FlagRow, KEY_WITH_SEATS, KeyWithSeats, UsageRow};
+use super::sqlite_jobs::{self as jobs, NewApiKey, RefreshRequest};
 use super::sqlite_writer::Writer;
-use super::{Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id};
-use crate::error::{ApiResult, AppError};
-use crate::rules;
+use super::{ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, new_id};
+use crate::error::ApiResult;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Statements the writer keeps prepared: every distinct write-path statement, with room.
+const WRITER_STATEMENT_CACHE: usize = 64;
 
 pub struct SqliteStore {
     writer: Writer,
@@ -41,14 +47,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(parent) = options.get_filename().parent()
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            anyhow::bail!(
+                "an in-memory SQLite database cannot be shared by the writer and readers: give a file path (sqlite://PATH)"
+            );
+        }
+        if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent)?;
         }
         let mut conn = SqliteConnection::connect_with(&options).await?;
         MIGRATOR.run(&mut conn).await?;
-        let writer = Writer::start(conn);
+        // The migration connection stays open until the writer's are, so the WAL is never
+        // removed and re-created in between.
+        let writer = open_write_connection(&path)?;
+        let checkpointer = open_write_connection(&path)?;
+        let writer = Writer::start(writer, checkpointer, &path)?;
+        conn.close().await?;
         let maintenance = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -71,109 +88,19 @@ impl SqliteStore {
     }
 }
 
-async fn audit(
-    tx: &mut SqliteConnection,
-    entity_type: &str,
-    entity_id: &str,
-    action: &str,
-    actor: Actor<'_>,
-    details: Option<serde_json::Value>,
-    now: &str,
-) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(new_id())
-    .bind(entity_type)
-    .bind(entity_id)
-    .bind(action)
-    .bind(actor.as_string())
-    .bind(json_text(details.as_ref()))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn key_by_display(tx: &mut SqliteConnection, key_display: &str) -> ApiResult<Option<KeyRow>> {
-    Ok(
-        sqlx::query_as::<_, KeyRow>("SELECT * FROM license_keys WHERE key_display = ?")
-            .bind(key_display)
-            .fetch_optional(&mut *tx)
-            .await?,
-    )
-}
-
-/// A key and, for one machine, everything the seat decision needs — in one statement, since
-/// every statement is a round trip to SQLite's thread on the write path.
-#[derive(sqlx::FromRow)]
-struct SeatView {
-    #[sqlx(flatten)]
-    key: KeyRow,
-    existing_id: Option<String>,
-    /// 1 when this machine holds an active seat, 0 when its seat was released.
-    existing_active: Option<i64>,
-    /// Active seats, counted up to `seats` (enough to decide). Not excluding this machine
-    /// keeps the count an index-only scan; a machine holding a seat skips the check anyway.
-    active: i64,
-}
-
-async fn seat_view(
-    tx: &mut SqliteConnection,
-    key_display: &str,
-    machine_id: &str,
-) -> ApiResult<Option<SeatView>> {
-    Ok(sqlx::query_as(
-        "SELECT k.*, \
-         (SELECT a.id FROM activations a WHERE a.key_id = k.id AND a.machine_id = ?1) AS existing_id, \
-         (SELECT a.deactivated_at IS NULL FROM activations a \
-          WHERE a.key_id = k.id AND a.machine_id = ?1) AS existing_active, \
-         (SELECT COUNT(*) FROM (SELECT 1 FROM activations a \
-          WHERE a.key_id = k.id AND a.deactivated_at IS NULL \
-          LIMIT (SELECT seats FROM license_keys WHERE key_display = ?2))) AS active \
-         FROM license_keys k WHERE k.key_display = ?2",
-    )
-    .bind(machine_id)
-    .bind(key_display)
-    .fetch_optional(&mut *tx)
-    .await?)
-}
-
-/// Floating seats: frees this key's seats whose lease ran out, each release audited.
-async fn release_stale(
-    tx: &mut SqliteConnection,
-    key: &KeyRow,
-    now: OffsetDateTime,
-) -> ApiResult<u64> {
-    let Some(cutoff) = rules::lease_cutoff(key.lease_ttl_secs, now) else {
-        return Ok(0);
-    };
-    let now_s = timefmt::format(now);
-    let released: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE activations SET deactivated_at = ? \
-         WHERE key_id = ? AND deactivated_at IS NULL AND last_refresh < ? \
-         RETURNING id, machine_id",
-    )
-    .bind(&now_s)
-    .bind(&key.id)
-    .bind(&cutoff)
-    .fetch_all(&mut *tx)
-    .await?;
-    for (id, machine_id) in &released {
-        let details = serde_json::json!({"machine_id": machine_id, "reason": "lease_expired"});
-        audit(
-            tx,
-            "activation",
-            id,
-            "lease_released",
-            Actor::System,
-            Some(details),
-            &now_s,
-        )
-        .await?;
-    }
-    Ok(released.len() as u64)
+/// A connection for the writer thread (or its checkpointer). `synchronous=NORMAL` because the
+/// writer's syncer makes each commit durable itself; auto-checkpoint off because the syncer
+/// checkpoints, off the writer's thread.
+fn open_write_connection(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 1048576;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+    Ok(conn)
 }
 
 #[async_trait]
@@ -181,54 +108,6 @@ impl Store for SqliteStore {
     async fn ping(&self) -> ApiResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
-    }
-
-    async fn create_key(
-        &self,
-        req: &CreateKeyRequest,
-        key_display: &str,
-        now: OffsetDateTime,
-    ) -> ApiResult<KeyResponse> {
-        let now_s = timefmt::format(now);
-        let row = KeyRow::new(req, key_display, &now_s);
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, \
-                     revoked, customer_email, source, trial, notes, created_at, lease_ttl_secs) \
-                     VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&row.id)
-                .bind(&row.key_display)
-                .bind(&row.product)
-                .bind(&row.tier)
-                .bind(row.seats)
-                .bind(&row.valid_until)
-                .bind(&row.customer_email)
-                .bind(&row.source)
-                .bind(row.trial)
-                .bind(&row.notes)
-                .bind(&row.created_at)
-                .bind(row.lease_ttl_secs)
-                .execute(&mut *tx)
-                .await?;
-                let details =
-                    serde_json::json!({"product": row.product, "tier": row.tier, "seats": row.seats});
-                audit(
-                    tx,
-                    "key",
-                    &row.id,
-                    "created",
-                    Actor::Admin,
-                    Some(details),
-                    &now_s,
-                )
-                .await?;
-                Ok(row.into_response(0))
-                })
-            })
-            .await
     }
 
     async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>> {
@@ -248,318 +127,6 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.map(Into::into))
-    }
-
-    async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
-        let now_s = timefmt::format(now);
-        let id = id.to_string();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let id = id.as_str();
-                    let done = sqlx::query("UPDATE license_keys SET revoked = 1 WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(AppError::not_found("Key"));
-                    }
-                    audit(tx, "key", id, "revoked", Actor::Admin, None, &now_s).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
-        // Unknown keys (typos, guessing) are refused from the read pool, never queued for
-        // the writer; the transaction below re-reads the key, so revocation cannot race.
-        let known: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM license_keys WHERE key_display = ?")
-                .bind(&req.key)
-                .fetch_optional(&self.reader)
-                .await?;
-        if known.is_none() {
-            return Err(rules::unknown_key());
-        }
-        let now_s = timefmt::format(now);
-        let req = req.clone();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                let view = seat_view(tx, &req.key, &req.machine_id)
-                    .await?
-                    .ok_or_else(rules::unknown_key)?;
-                rules::check_key_usable(&view.key, &req.product, now)?;
-                let view = if release_stale(tx, &view.key, now).await? > 0 {
-                    seat_view(tx, &req.key, &req.machine_id).await?.ok_or_else(rules::unknown_key)?
-                } else {
-                    view
-                };
-                let key = view.key;
-                // The seed skipped the seat check when a deactivated machine came back: fixed.
-                let holds_seat = view.existing_active == Some(1);
-                if !holds_seat && !rules::seat_available(key.seats, view.active) {
-                    return Err(rules::seat_limit_reached(key.seats));
-                }
-                let existing = view.existing_id;
-                let activation_id = match existing {
-                    Some(id) => {
-                        sqlx::query(
-                            "UPDATE activations SET last_refresh = ?, app_version = ?, platform = ?, \
-                             deactivated_at = NULL WHERE id = ?",
-                        )
-                        .bind(&now_s)
-                        .bind(&req.app_version)
-                        .bind(&req.platform)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                        id
-                    }
-                    None => {
-                        let id = new_id();
-                        sqlx::query(
-                            "INSERT INTO activations (id, key_id, machine_id, app_version, platform, \
-                             activated_at, last_refresh) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(&id)
-                        .bind(&key.id)
-                        .bind(&req.machine_id)
-                        .bind(&req.app_version)
-                        .bind(&req.platform)
-                        .bind(&now_s)
-                        .bind(&now_s)
-                        .execute(&mut *tx)
-                        .await?;
-                        id
-                    }
-                };
-                let details = serde_json::json!({"machine_id": req.machine_id});
-                let actor = Actor::Machine(&req.machine_id);
-                audit(
-                    tx,
-                    "activation",
-                    &activation_id,
-                    "activated",
-                    actor,
-                    Some(details),
-                    &now_s,
-                )
-                .await?;
-                Ok(Granted { key })
-                })
-            })
-            .await
-    }
-
-    async fn refresh(
-        &self,
-        key_display: &str,
-        product: &str,
-        machine_id: &str,
-        app_version: Option<&str>,
-        platform: Option<&str>,
-        now: OffsetDateTime,
-    ) -> ApiResult<Granted> {
-        let now_s = timefmt::format(now);
-        let key_display = key_display.to_string();
-        let product = product.to_string();
-        let machine_id = machine_id.to_string();
-        let app_version = app_version.map(str::to_string);
-        let platform = platform.map(str::to_string);
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let key_display = key_display.as_str();
-                    let product = product.as_str();
-                    let machine_id = machine_id.as_str();
-                    let app_version = app_version.as_deref();
-                    let platform = platform.as_deref();
-                let key = key_by_display(tx, key_display)
-                    .await?
-                    .ok_or_else(rules::unknown_key)?;
-                rules::check_key_usable(&key, product, now)?;
-                release_stale(tx, &key, now).await?;
-                let activation: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM activations \
-                     WHERE key_id = ? AND machine_id = ? AND deactivated_at IS NULL",
-                )
-                .bind(&key.id)
-                .bind(machine_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(activation_id) = activation else {
-                    return Err(AppError::new(
-                        tessera_core::ErrorCode::MachineNotActivated,
-                        "Machine not registered for this key",
-                    ));
-                };
-                sqlx::query(
-                    "UPDATE activations SET last_refresh = ?, app_version = COALESCE(?, app_version), \
-                     platform = COALESCE(?, platform) WHERE id = ?",
-                )
-                .bind(&now_s)
-                .bind(app_version)
-                .bind(platform)
-                .bind(&activation_id)
-                .execute(&mut *tx)
-                .await?;
-                let details = serde_json::json!({"machine_id": machine_id});
-                let actor = Actor::Machine(machine_id);
-                audit(
-                    tx,
-                    "activation",
-                    &activation_id,
-                    "refreshed",
-                    actor,
-                    Some(details),
-                    &now_s,
-                )
-                .await?;
-                Ok(Granted { key })
-                })
-            })
-            .await
-    }
-
-    async fn deactivate(
-        &self,
-        key_display: &str,
-        machine_id: &str,
-        now: OffsetDateTime,
-    ) -> ApiResult<()> {
-        let now_s = timefmt::format(now);
-        let key_display = key_display.to_string();
-        let machine_id = machine_id.to_string();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let key_display = key_display.as_str();
-                    let machine_id = machine_id.as_str();
-                    let id: Option<String> = sqlx::query_scalar(
-                        "SELECT a.id FROM activations a JOIN license_keys k ON k.id = a.key_id \
-                     WHERE k.key_display = ? AND a.machine_id = ? AND a.deactivated_at IS NULL",
-                    )
-                    .bind(key_display)
-                    .bind(machine_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(id) = id else {
-                        return Err(AppError::new(
-                            tessera_core::ErrorCode::NotFound,
-                            "No active seat found",
-                        ));
-                    };
-                    sqlx::query("UPDATE activations SET deactivated_at = ? WHERE id = ?")
-                        .bind(&now_s)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let details = serde_json::json!({"machine_id": machine_id});
-                    audit(
-                        tx,
-                        "activation",
-                        &id,
-                        "deactivated",
-                        Actor::Machine(machine_id),
-                        Some(details),
-                        &now_s,
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    async fn record_usage(
-        &self,
-        key_display: &str,
-        machine_id: &str,
-        req: &UsageRequest,
-        now: OffsetDateTime,
-    ) -> ApiResult<()> {
-        let (key_display, machine_id, req) =
-            (key_display.to_string(), machine_id.to_string(), req.clone());
-        let now_s = timefmt::format(now);
-        self.writer
-            .run_single_statement(move |tx| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
-                         SELECT ?, id, ?, ?, ?, ?, ? FROM license_keys WHERE key_display = ?",
-                    )
-                    .bind(new_id())
-                    .bind(&machine_id)
-                    .bind(&req.product)
-                    .bind(&req.event_type)
-                    .bind(json_text(req.metadata.as_ref()))
-                    .bind(&now_s)
-                    .bind(&key_display)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found"));
-                    }
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    async fn record_flag(
-        &self,
-        key_display: &str,
-        machine_id: &str,
-        req: &FlagRequest,
-        now: OffsetDateTime,
-    ) -> ApiResult<()> {
-        let now_s = timefmt::format(now);
-        let key_display = key_display.to_string();
-        let machine_id = machine_id.to_string();
-        let req = req.clone();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let key_display = key_display.as_str();
-                    let machine_id = machine_id.as_str();
-                let key = key_by_display(tx, key_display).await?;
-                let Some(key) = key else {
-                    return Err(AppError::new(
-                        tessera_core::ErrorCode::InvalidLicenseKey,
-                        "Key not found",
-                    ));
-                };
-                let id = new_id();
-                sqlx::query(
-                    "INSERT INTO flags (id, key_id, machine_id, product, flag_type, details, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&id)
-                .bind(&key.id)
-                .bind(machine_id)
-                .bind(&req.product)
-                .bind(&req.flag_type)
-                .bind(json_text(req.details.as_ref()))
-                .bind(&now_s)
-                .execute(&mut *tx)
-                .await?;
-                let details = serde_json::json!({"flag_type": req.flag_type, "key_id": key.id});
-                audit(
-                    tx,
-                    "flag",
-                    &id,
-                    "flag_opened",
-                    Actor::Machine(machine_id),
-                    Some(details),
-                    &now_s,
-                )
-                .await?;
-                Ok(())
-                })
-            })
-            .await
     }
 
     async fn list_activations(
@@ -611,41 +178,6 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn update_flag(
-        &self,
-        id: &str,
-        req: &FlagUpdateRequest,
-        now: OffsetDateTime,
-    ) -> ApiResult<()> {
-        let now_s = timefmt::format(now);
-        let id = id.to_string();
-        let req = req.clone();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let id = id.as_str();
-                    let done = sqlx::query(
-                    "UPDATE flags SET status = ?, action_taken = ?, reviewed_at = ? WHERE id = ?",
-                )
-                .bind(&req.status)
-                .bind(&req.action_taken)
-                .bind(&now_s)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(AppError::not_found("Flag"));
-                    }
-                    let details =
-                        serde_json::json!({"status": req.status, "action_taken": req.action_taken});
-                    let action = format!("flag_{}", req.status);
-                    audit(tx, "flag", id, &action, Actor::Admin, Some(details), &now_s).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
     async fn list_audit(&self, entity_id: Option<&str>, page: Page) -> ApiResult<Vec<AuditRecord>> {
         let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT * FROM audit_log WHERE (?1 IS NULL OR entity_id = ?1) \
@@ -657,62 +189,6 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    async fn create_api_key(
-        &self,
-        req: &CreateApiKeyRequest,
-        key_hash: &str,
-        key_prefix: &str,
-        now: OffsetDateTime,
-    ) -> ApiResult<ApiKeyRecord> {
-        let now_s = timefmt::format(now);
-        let id = new_id();
-        let req = req.clone();
-        let key_hash = key_hash.to_string();
-        let key_prefix = key_prefix.to_string();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let key_hash = key_hash.as_str();
-                    let key_prefix = key_prefix.as_str();
-                sqlx::query(
-                    "INSERT INTO api_keys (id, key_hash, key_prefix, product, tier, name, org_name, trial, \
-                     expires_at, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                )
-                .bind(&id)
-                .bind(key_hash)
-                .bind(key_prefix)
-                .bind(&req.product)
-                .bind(&req.tier)
-                .bind(&req.name)
-                .bind(&req.org_name)
-                .bind(req.trial)
-                .bind(&req.expires_at)
-                .bind(&now_s)
-                .bind(&now_s)
-                .execute(&mut *tx)
-                .await?;
-                let details =
-                    serde_json::json!({"product": req.product, "tier": req.tier, "name": req.name});
-                audit(
-                    tx,
-                    "api_key",
-                    &id,
-                    "created",
-                    Actor::Admin,
-                    Some(details),
-                    &now_s,
-                )
-                .await?;
-                let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-                    .bind(&id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                Ok(row.into())
-                })
-            })
-            .await
     }
 
     async fn list_api_keys(&self, page: Page) -> ApiResult<Vec<ApiKeyRecord>> {
@@ -734,131 +210,6 @@ impl Store for SqliteStore {
         Ok(row.map(Into::into))
     }
 
-    async fn update_api_key(
-        &self,
-        id: &str,
-        req: &UpdateApiKeyRequest,
-        now: OffsetDateTime,
-    ) -> ApiResult<ApiKeyRecord> {
-        let now_s = timefmt::format(now);
-        let id = id.to_string();
-        let req = req.clone();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let id = id.as_str();
-                    let before: Option<ApiKeyRow> =
-                        sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-                            .bind(id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    let Some(before) = before else {
-                        return Err(AppError::not_found("API key"));
-                    };
-                    sqlx::query(
-                        "UPDATE api_keys SET tier = COALESCE(?, tier), name = COALESCE(?, name), \
-                     org_name = COALESCE(?, org_name), trial = COALESCE(?, trial), \
-                     expires_at = COALESCE(?, expires_at), updated_at = ? WHERE id = ?",
-                    )
-                    .bind(&req.tier)
-                    .bind(&req.name)
-                    .bind(&req.org_name)
-                    .bind(req.trial)
-                    .bind(&req.expires_at)
-                    .bind(&now_s)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    let details = serde_json::json!({"from_tier": before.tier, "changes": req});
-                    audit(
-                        tx,
-                        "api_key",
-                        id,
-                        "updated",
-                        Actor::Admin,
-                        Some(details),
-                        &now_s,
-                    )
-                    .await?;
-                    let row: ApiKeyRow = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    Ok(row.into())
-                })
-            })
-            .await
-    }
-
-    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
-        let now_s = timefmt::format(now);
-        let id = id.to_string();
-        self.writer
-            .run(move |tx| {
-                Box::pin(async move {
-                    let id = id.as_str();
-                    let done =
-                        sqlx::query("UPDATE api_keys SET revoked = 1, updated_at = ? WHERE id = ?")
-                            .bind(&now_s)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(AppError::not_found("API key"));
-                    }
-                    audit(tx, "api_key", id, "revoked", Actor::Admin, None, &now_s).await?;
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    async fn fetch_for_token(
-        &self,
-        key_hash: &str,
-        instance_id: &str,
-        version: Option<&str>,
-        now: OffsetDateTime,
-    ) -> ApiResult<ApiKeyRecord> {
-        // Read first, outside the write lock: unknown and revoked keys (guessing) cost no write.
-        let row: Option<ApiKeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE key_hash = ?")
-            .bind(key_hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        let row = row.ok_or_else(rules::unknown_api_key)?;
-        rules::check_api_key_usable(&row, now)?;
-        let now_s = timefmt::format(now);
-        let (api_key_id, instance_id, version) = (
-            row.id.clone(),
-            instance_id.to_string(),
-            version.map(str::to_string),
-        );
-        self.writer
-            .run_single_statement(move |tx| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO instances (id, api_key_id, instance_id, version, first_seen, last_seen, fetch_count) \
-                         VALUES (?, ?, ?, ?, ?, ?, 1) \
-                         ON CONFLICT (api_key_id, instance_id) DO UPDATE SET \
-                         version = COALESCE(excluded.version, instances.version), last_seen = MAX(instances.last_seen, excluded.last_seen), \
-                         first_seen = MIN(instances.first_seen, excluded.first_seen), \
-                         fetch_count = instances.fetch_count + 1",
-                    )
-                    .bind(new_id())
-                    .bind(&api_key_id)
-                    .bind(&instance_id)
-                    .bind(&version)
-                    .bind(&now_s)
-                    .bind(&now_s)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await?;
-        Ok(row.into())
-    }
-
     async fn list_instances(
         &self,
         api_key_id: Option<&str>,
@@ -876,6 +227,167 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn create_key(
+        &self,
+        req: &CreateKeyRequest,
+        key_display: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<KeyResponse> {
+        let row = KeyRow::new(req, key_display, &timefmt::format(now));
+        self.writer
+            .run(move |conn| {
+                jobs::create_key(conn, &row)?;
+                Ok(row.into_response(0))
+            })
+            .await
+    }
+
+    async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
+        let (id, now) = (id.to_string(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::revoke_key(conn, &id, &now))
+            .await
+    }
+
+    async fn activate(&self, req: &ActivateRequest, now: OffsetDateTime) -> ApiResult<Granted> {
+        // Unknown keys are refused inside the job with one indexed read (microseconds on the
+        // writer); they write nothing.
+        let req = req.clone();
+        self.writer
+            .run(move |conn| jobs::activate(conn, &req, now))
+            .await
+    }
+
+    async fn refresh(
+        &self,
+        key_display: &str,
+        product: &str,
+        machine_id: &str,
+        app_version: Option<&str>,
+        platform: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<Granted> {
+        let req = RefreshRequest {
+            key_display: key_display.to_string(),
+            product: product.to_string(),
+            machine_id: machine_id.to_string(),
+            app_version: app_version.map(str::to_string),
+            platform: platform.map(str::to_string),
+        };
+        self.writer
+            .run(move |conn| jobs::refresh(conn, &req, now))
+            .await
+    }
+
+    async fn deactivate(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let (key_display, machine_id) = (key_display.to_string(), machine_id.to_string());
+        let now = timefmt::format(now);
+        self.writer
+            .run(move |conn| jobs::deactivate(conn, &key_display, &machine_id, &now))
+            .await
+    }
+
+    async fn record_usage(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &UsageRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let (key_display, machine_id) = (key_display.to_string(), machine_id.to_string());
+        let (req, now) = (req.clone(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::record_usage(conn, &key_display, &machine_id, &req, &now))
+            .await
+    }
+
+    async fn record_flag(
+        &self,
+        key_display: &str,
+        machine_id: &str,
+        req: &FlagRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let (key_display, machine_id) = (key_display.to_string(), machine_id.to_string());
+        let (req, now) = (req.clone(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::record_flag(conn, &key_display, &machine_id, &req, &now))
+            .await
+    }
+
+    async fn update_flag(
+        &self,
+        id: &str,
+        req: &FlagUpdateRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let (id, req, now) = (id.to_string(), req.clone(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::update_flag(conn, &id, &req, &now))
+            .await
+    }
+
+    async fn create_api_key(
+        &self,
+        req: &CreateApiKeyRequest,
+        key_hash: &str,
+        key_prefix: &str,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        let new = NewApiKey {
+            id: new_id(),
+            key_hash: key_hash.to_string(),
+            key_prefix: key_prefix.to_string(),
+        };
+        let (req, now) = (req.clone(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::create_api_key(conn, &new, &req, &now).map(Into::into))
+            .await
+    }
+
+    async fn update_api_key(
+        &self,
+        id: &str,
+        req: &UpdateApiKeyRequest,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        let (id, req, now) = (id.to_string(), req.clone(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::update_api_key(conn, &id, &req, &now).map(Into::into))
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
+        let (id, now) = (id.to_string(), timefmt::format(now));
+        self.writer
+            .run(move |conn| jobs::revoke_api_key(conn, &id, &now))
+            .await
+    }
+
+    async fn fetch_for_token(
+        &self,
+        key_hash: &str,
+        instance_id: &str,
+        version: Option<&str>,
+        now: OffsetDateTime,
+    ) -> ApiResult<ApiKeyRecord> {
+        // One job: the key is read and checked on the writer (microseconds), so a revocation
+        // committed before this job is always seen. Unknown or revoked keys write nothing.
+        let (key_hash, instance_id) = (key_hash.to_string(), instance_id.to_string());
+        let version = version.map(str::to_string);
+        self.writer
+            .run(move |conn| {
+                let version = version.as_deref();
+                jobs::fetch_for_token(conn, &key_hash, &instance_id, version, now).map(Into::into)
+            })
+            .await
+    }
+
     async fn release_expired_leases(&self, now: OffsetDateTime) -> ApiResult<u64> {
         let keys: Vec<KeyRow> = sqlx::query_as(
             "SELECT DISTINCT k.* FROM license_keys k JOIN activations a ON a.key_id = k.id \
@@ -887,7 +399,7 @@ impl Store for SqliteStore {
         for key in keys {
             released += self
                 .writer
-                .run(move |tx| Box::pin(async move { release_stale(tx, &key, now).await }))
+                .run(move |conn| jobs::release_stale(conn, &key, now))
                 .await?;
         }
         Ok(released)
