@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::validate::FieldError;
 use tessera_core::{ErrorBody, ErrorCode};
 
-#[derive(Debug)]
+/// `Clone`: one failed batch commit answers every caller in it with the same error.
+#[derive(Debug, Clone)]
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,

@@ -118,6 +118,7 @@ mod tests {
             notes: None,
             created_at: "2026-01-01T00:00:00.000000Z".into(),
             lease_ttl_secs: None,
+            active_seats: 0,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct KeyRow {
     pub notes: Option<String>,
     pub created_at: String,
     pub lease_ttl_secs: Option<i64>,
+    /// Kept by triggers on `activations` (migration 0003), so it is never stale in a transaction.
+    pub active_seats: i64,
 }
 
 impl KeyRow {
@@ -56,10 +58,11 @@ impl KeyRow {
             notes: req.notes.clone(),
             created_at: now.to_string(),
             lease_ttl_secs: req.lease_ttl_secs,
+            active_seats: 0,
         }
     }
 
-    pub fn into_response(self, active_seat_count: i64) -> KeyResponse {
+    pub fn into_response(self) -> KeyResponse {
         KeyResponse {
             id: self.id,
             key_display: self.key_display,
@@ -73,7 +76,7 @@ impl KeyRow {
             trial: self.trial,
             notes: self.notes,
             created_at: self.created_at,
-            active_seat_count,
+            active_seat_count: self.active_seats,
             lease_ttl_secs: self.lease_ttl_secs,
         }
     }

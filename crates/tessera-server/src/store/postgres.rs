@@ -28,7 +28,7 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
-use super::rows::{ActivationRow, AuditRow, FlagRow, KEY_WITH_SEATS, KeyWithSeats, UsageRow};
+use super::rows::{ActivationRow, AuditRow, FlagRow, UsageRow};
 use super::{Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id};
 use crate::error::{ApiResult, AppError};
 use crate::rules;
@@ -208,30 +208,29 @@ impl Store for PostgresStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(row.into_response(0))
+        Ok(row.into_response())
     }
 
     async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>> {
-        let rows: Vec<KeyWithSeats> = sqlx::query_as(&format!(
-            "{KEY_WITH_SEATS} ORDER BY k.created_at DESC, k.id DESC LIMIT $1 OFFSET $2"
-        ))
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT * FROM license_keys ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+        )
         .bind(page.limit)
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows.into_iter().map(KeyRow::into_response).collect())
     }
 
     async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
         if unmatchable(id) {
             return Ok(None);
         }
-        let row: Option<KeyWithSeats> =
-            sqlx::query_as(&format!("{KEY_WITH_SEATS} WHERE k.id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(Into::into))
+        let row: Option<KeyRow> = sqlx::query_as("SELECT * FROM license_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(KeyRow::into_response))
     }
 
     async fn revoke_key(&self, id: &str, now: OffsetDateTime) -> ApiResult<()> {
@@ -260,7 +259,9 @@ impl Store for PostgresStore {
             .await?
             .ok_or_else(rules::unknown_key)?;
         rules::check_key_usable(&key, &req.product, now)?;
-        release_stale(&mut tx, &key, now).await?;
+        let released = i64::try_from(release_stale(&mut tx, &key, now).await?).unwrap_or(i64::MAX);
+        // The row was read under the lock, before the release: only the release changed it.
+        let active_seats = key.active_seats.saturating_sub(released);
 
         let existing: Option<(String, Option<String>)> = sqlx::query_as(
             "SELECT id, deactivated_at FROM activations WHERE key_id = $1 AND machine_id = $2",
@@ -270,20 +271,9 @@ impl Store for PostgresStore {
         .fetch_optional(&mut *tx)
         .await?;
         let holds_seat = matches!(existing, Some((_, None)));
-        if !holds_seat {
-            // Counting stops at `seats`: same answer, bounded cost for huge seat counts.
-            let others: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM activations \
-                 WHERE key_id = $1 AND deactivated_at IS NULL AND machine_id != $2 LIMIT $3) AS s",
-            )
-            .bind(&key.id)
-            .bind(&req.machine_id)
-            .bind(key.seats)
-            .fetch_one(&mut *tx)
-            .await?;
-            if !rules::seat_available(key.seats, others) {
-                return Err(rules::seat_limit_reached(key.seats));
-            }
+        // A machine without a seat is not among `active_seats`, so the count is of other machines.
+        if !holds_seat && !rules::seat_available(key.seats, active_seats) {
+            return Err(rules::seat_limit_reached(key.seats));
         }
         let activation_id = match existing {
             Some((id, _)) => {

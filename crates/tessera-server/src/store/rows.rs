@@ -1,29 +1,9 @@
 //! Row types both stores decode into, and their conversion to the wire records. Column names
 //! and types are the same on SQLite and PostgreSQL (timestamps are fixed-width RFC 3339 text).
 
-use tessera_core::wire::{
-    ActivationRecord, AuditRecord, FlagRecord, KeyResponse, UsageEventRecord,
-};
+use tessera_core::wire::{ActivationRecord, AuditRecord, FlagRecord, UsageEventRecord};
 
-use super::{KeyRow, parse_json_text};
-
-/// `SELECT` prefix listing keys with their active seat count.
-pub(super) const KEY_WITH_SEATS: &str = "SELECT k.*, (SELECT COUNT(*) FROM activations a \
-     WHERE a.key_id = k.id AND a.deactivated_at IS NULL) AS active_seat_count \
-     FROM license_keys k";
-
-#[derive(sqlx::FromRow)]
-pub(super) struct KeyWithSeats {
-    #[sqlx(flatten)]
-    pub key: KeyRow,
-    pub active_seat_count: i64,
-}
-
-impl From<KeyWithSeats> for KeyResponse {
-    fn from(r: KeyWithSeats) -> Self {
-        r.key.into_response(r.active_seat_count)
-    }
-}
+use super::parse_json_text;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ActivationRow {

@@ -21,7 +21,7 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
-use super::rows::{ActivationRow, AuditRow, FlagRow, KEY_WITH_SEATS, KeyWithSeats, UsageRow};
+use super::rows::{ActivationRow, AuditRow, FlagRow, UsageRow};
 use super::sqlite_jobs::{self as jobs, NewApiKey, RefreshRequest};
 use super::sqlite_writer::Writer;
 use super::{ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, new_id};
@@ -111,22 +111,22 @@ impl Store for SqliteStore {
     }
 
     async fn list_keys(&self, page: Page) -> ApiResult<Vec<KeyResponse>> {
-        let rows: Vec<KeyWithSeats> = sqlx::query_as(&format!(
-            "{KEY_WITH_SEATS} ORDER BY k.created_at DESC, k.id DESC LIMIT ? OFFSET ?"
-        ))
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT * FROM license_keys ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        )
         .bind(page.limit)
         .bind(page.offset)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows.into_iter().map(KeyRow::into_response).collect())
     }
 
     async fn get_key(&self, id: &str) -> ApiResult<Option<KeyResponse>> {
-        let row: Option<KeyWithSeats> = sqlx::query_as(&format!("{KEY_WITH_SEATS} WHERE k.id = ?"))
+        let row: Option<KeyRow> = sqlx::query_as("SELECT * FROM license_keys WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row.map(Into::into))
+        Ok(row.map(KeyRow::into_response))
     }
 
     async fn list_activations(
@@ -237,7 +237,7 @@ impl Store for SqliteStore {
         self.writer
             .run(move |conn| {
                 jobs::create_key(conn, &row)?;
-                Ok(row.into_response(0))
+                Ok(row.into_response())
             })
             .await
     }

@@ -27,6 +27,7 @@ fn key_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
         notes: row.get("notes")?,
         created_at: row.get("created_at")?,
         lease_ttl_secs: row.get("lease_ttl_secs")?,
+        active_seats: row.get("active_seats")?,
     })
 }
 
@@ -91,9 +92,6 @@ struct SeatView {
     existing_id: Option<String>,
     /// This machine holds an active seat (false when its seat was released).
     existing_active: bool,
-    /// Active seats, counted up to `seats` (enough to decide). Not excluding this machine
-    /// keeps the count an index-only scan; a machine holding a seat skips the check anyway.
-    active: i64,
 }
 
 fn seat_view(
@@ -103,10 +101,7 @@ fn seat_view(
 ) -> ApiResult<Option<SeatView>> {
     let mut statement = conn.prepare_cached(
         "SELECT k.*, a.id AS existing_id, \
-         (a.id IS NOT NULL AND a.deactivated_at IS NULL) AS existing_active, \
-         (SELECT COUNT(*) FROM (SELECT 1 FROM activations s \
-          WHERE s.key_id = k.id AND s.deactivated_at IS NULL \
-          LIMIT (SELECT seats FROM license_keys WHERE key_display = :key))) AS active \
+         (a.id IS NOT NULL AND a.deactivated_at IS NULL) AS existing_active \
          FROM license_keys k \
          LEFT JOIN activations a ON a.key_id = k.id AND a.machine_id = :machine \
          WHERE k.key_display = :key",
@@ -119,7 +114,6 @@ fn seat_view(
                     key: key_row(row)?,
                     existing_id: row.get("existing_id")?,
                     existing_active: row.get("existing_active")?,
-                    active: row.get("active")?,
                 })
             },
         )
@@ -215,7 +209,8 @@ pub fn activate(
     };
     let key = view.key;
     // The seed skipped the seat check when a deactivated machine came back: fixed.
-    if !view.existing_active && !rules::seat_available(key.seats, view.active) {
+    // A machine without a seat is not among `active_seats`, so the count is of other machines.
+    if !view.existing_active && !rules::seat_available(key.seats, key.active_seats) {
         return Err(rules::seat_limit_reached(key.seats));
     }
     let activation_id = match view.existing_id {

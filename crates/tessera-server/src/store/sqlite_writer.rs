@@ -20,14 +20,13 @@
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ApiResult, AppError};
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), AppError>) + Send>;
 type Work = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// Most jobs in one transaction: bounds the latency a batch adds and the work lost to a
@@ -46,7 +45,7 @@ enum Message {
 /// A committed batch on its way to the syncer.
 struct Committed {
     replies: Vec<Reply>,
-    outcome: Result<(), String>,
+    outcome: Result<(), AppError>,
     /// Set on the last batch: answer it, then stop.
     closing: Option<oneshot::Sender<()>>,
 }
@@ -84,10 +83,7 @@ impl Writer {
             let result = job(conn);
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |durable| {
-                let _ = tx.send(match durable {
-                    Ok(()) => result,
-                    Err(e) => Err(AppError::internal(format!("commit failed: {e}"))),
-                });
+                let _ = tx.send(durable.and(result));
             });
             (ok, reply)
         });
@@ -107,8 +103,12 @@ impl Writer {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.to_string()).spawn(f)
+/// Detached: `close` is how the threads are stopped and waited for.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map(drop)
 }
 
 fn wal_path(db: &Path) -> PathBuf {
@@ -161,19 +161,18 @@ fn write_loop(
     }
 }
 
-fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute([]))
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Work>) -> (Vec<Reply>, Result<(), String>) {
+fn commit_batch(conn: &Connection, batch: Vec<Work>) -> (Vec<Reply>, Result<(), AppError>) {
     let mut replies = Vec::with_capacity(batch.len());
     if batch.is_empty() {
         return (replies, Ok(()));
     }
-    let mut outcome = (|| {
+    let outcome = (|| {
         exec(conn, "BEGIN IMMEDIATE")?;
         for work in batch {
             exec(conn, "SAVEPOINT job")?;
@@ -194,13 +193,14 @@ fn commit_batch(conn: &Connection, batch: Vec<Work>) -> (Vec<Reply>, Result<(), 
         }
         exec(conn, "COMMIT")
     })();
-    if outcome.is_err() {
+    let outcome = outcome.map_err(|e| {
         if !conn.is_autocommit() {
             let _ = exec(conn, "ROLLBACK");
         }
-        tracing::error!(error = ?outcome, "SQLite batch failed; every job in it is answered with an error");
-        outcome = outcome.map_err(|e| format!("transaction rolled back: {e}"));
-    }
+        tracing::error!(error = %e, "SQLite batch rolled back; every job in it is answered with an error");
+        // Busy or locked (another process holds the write lock) maps to 503, anything else 500.
+        AppError::from(e)
+    });
     (replies, outcome)
 }
 
@@ -213,8 +213,8 @@ fn sync_loop(
         let mut round = vec![first];
         round.extend(committed.try_iter());
         let synced = sync_wal(wal);
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, wal = %wal.display(), "could not sync the SQLite WAL; answering the batch with an error");
+        if synced.is_err() {
+            tracing::error!(wal = %wal.display(), "could not sync the SQLite WAL; answering the batch with an error");
         }
         let mut closing = None;
         for batch in round {
@@ -236,12 +236,12 @@ fn sync_loop(
 }
 
 /// `fdatasync` of the WAL: durability of every transaction committed before this call.
-fn sync_wal(wal: &Path) -> Result<(), String> {
+fn sync_wal(wal: &Path) -> Result<(), AppError> {
     // Opened per round (a few µs against a ~1 ms sync): never a stale descriptor when the
     // WAL is removed and re-created by another process.
     File::open(wal)
         .and_then(|file| file.sync_data())
-        .map_err(|e| format!("sync of the write-ahead log failed: {e}"))
+        .map_err(|e| AppError::internal(format!("sync of the write-ahead log failed: {e}")))
 }
 
 fn checkpoint_if_large(wal: &Path, checkpointer: &Connection) {

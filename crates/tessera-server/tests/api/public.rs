@@ -304,3 +304,52 @@ async fn seats_are_held_until_deactivated_without_a_lease() {
         StatusCode::CONFLICT
     );
 }
+
+/// The stored seat count (kept by triggers) follows every way a seat is taken or freed.
+#[tokio::test]
+async fn the_active_seat_count_follows_every_seat_change() {
+    let app = spawn_app().await;
+    let key = app
+        .create_key(
+            json!({"product": "peregrine", "tier": "paid", "seats": 3, "lease_ttl_secs": 600}),
+        )
+        .await;
+    let count = || async {
+        let body: Value = app
+            .admin_get(&format!("/admin/keys/{}", key.id))
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["active_seat_count"].as_i64().unwrap()
+    };
+    assert_eq!(count().await, 0);
+    let laptop = app.activate_jwt(&key.key_display, "laptop").await;
+    app.activate_jwt(&key.key_display, "desktop").await;
+    assert_eq!(count().await, 2);
+    // Activating again on a machine that holds a seat takes no second one.
+    app.activate_jwt(&key.key_display, "laptop").await;
+    assert_eq!(count().await, 2);
+    let refreshed = app
+        .post(
+            "/v1/refresh",
+            json!({"jwt": laptop, "machine_id": "laptop"}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert_eq!(count().await, 2);
+    let deactivated = app
+        .post(
+            "/v1/deactivate",
+            json!({"jwt": laptop, "machine_id": "laptop"}),
+        )
+        .await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    assert_eq!(count().await, 1);
+    app.activate_jwt(&key.key_display, "laptop").await;
+    assert_eq!(count().await, 2);
+    // Both leases run out: the next activation releases them and takes one seat.
+    app.server.clock.advance(601);
+    app.activate_jwt(&key.key_display, "tablet").await;
+    assert_eq!(count().await, 1);
+}
