@@ -359,8 +359,10 @@ pub(crate) fn parse_json_text(s: Option<String>) -> Option<serde_json::Value> {
     s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
 }
 
+/// Time-ordered (UUIDv7): a batch of inserts lands on the last page of each id index instead
+/// of one random page per row, which is most of the bytes a commit writes to the WAL.
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]
