@@ -37,7 +37,7 @@ pub struct KeyRow {
     pub notes: Option<String>,
     pub created_at: String,
     pub lease_ttl_secs: Option<i64>,
-    /// Kept by triggers on `activations` (migration 0003), so it is never stale in a transaction.
+    /// Kept by triggers on `activations` (migration 0003): the count as of this row's read.
     pub active_seats: i64,
 }
 

@@ -14,9 +14,10 @@
 //! own, and every answer still means "on disk". A crash before the sync loses only unanswered
 //! work: WAL frames are checksummed in a chain, so recovery keeps a prefix of the commits.
 //!
-//! A third thread, the **checkpointer**, copies the WAL back into the database every
-//! `CHECKPOINT_EVERY` (auto-checkpoint is off on the writer), so checkpoint I/O — writes and an
-//! fsync of the database file — stalls neither the writer nor the answers.
+//! A third thread, the **checkpointer**, copies the WAL back into the database after new
+//! commits, at most once per `CHECKPOINT_EVERY` (auto-checkpoint is off on the writer), so
+//! checkpoint I/O — writes and an fsync of the database file — stalls neither the writer nor
+//! the answers, and an idle server does no checkpoint work at all.
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,13 +37,21 @@ type Work = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 /// failed commit.
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
-/// How often the checkpointer runs a PASSIVE checkpoint (a no-op when nothing is new). At the
-/// measured peak of a few MB of WAL per second this keeps the WAL to a few MB.
+/// The shortest gap between two PASSIVE checkpoints. At the measured peak of a few MB of WAL
+/// per second this keeps the WAL to a few MB.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 enum Message {
     Job(Work),
     Close(oneshot::Sender<()>),
+}
+
+/// From the syncer to the checkpointer.
+enum CheckpointSignal {
+    /// New commits are durable in the WAL.
+    Committed,
+    /// Checkpoint once more, answer, and stop.
+    Stop(oneshot::Sender<()>),
 }
 
 /// A committed batch on its way to the syncer.
@@ -63,13 +72,14 @@ impl Writer {
     pub fn start(conn: Connection, checkpointer: Connection, path: &Path) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let (committed_tx, committed_rx) = std_mpsc::channel();
-        let (stop_tx, stop_rx) = std_mpsc::channel();
+        // Room for one signal: a pending `Committed` already covers every later commit.
+        let (signal_tx, signal_rx) = std_mpsc::sync_channel(1);
         let wal = wal_path(path);
         spawn("tessera-sqlite-ckpt", move || {
-            checkpoint_loop(&checkpointer, &stop_rx)
+            checkpoint_loop(&checkpointer, &signal_rx)
         })?;
         spawn("tessera-sqlite-sync", move || {
-            sync_loop(&wal, &committed_rx, &stop_tx)
+            sync_loop(&wal, &committed_rx, &signal_tx)
         })?;
         spawn("tessera-sqlite-writer", move || {
             write_loop(&conn, jobs, &committed_tx)
@@ -214,7 +224,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Work>) -> (Vec<Reply>, Result<(), 
 fn sync_loop(
     wal: &Path,
     committed: &std_mpsc::Receiver<Committed>,
-    stop_checkpointer: &std_mpsc::Sender<oneshot::Sender<()>>,
+    checkpointer: &std_mpsc::SyncSender<CheckpointSignal>,
 ) {
     while let Ok(first) = committed.recv() {
         let mut round = vec![first];
@@ -235,11 +245,15 @@ fn sync_loop(
         }
         if let Some(done) = closing {
             // The checkpointer answers `done` after its last checkpoint.
-            if let Err(std_mpsc::SendError(done)) = stop_checkpointer.send(done) {
+            if let Err(std_mpsc::SendError(CheckpointSignal::Stop(done))) =
+                checkpointer.send(CheckpointSignal::Stop(done))
+            {
                 let _ = done.send(());
             }
             return;
         }
+        // Full means a signal is already pending; disconnected cannot be helped here.
+        let _ = checkpointer.try_send(CheckpointSignal::Committed);
     }
 }
 
@@ -252,19 +266,20 @@ fn sync_wal(wal: &Path) -> Result<(), AppError> {
         .map_err(|e| AppError::internal(format!("sync of the write-ahead log failed: {e}")))
 }
 
-fn checkpoint_loop(checkpointer: &Connection, stop: &std_mpsc::Receiver<oneshot::Sender<()>>) {
-    loop {
-        let stopping = match stop.recv_timeout(CHECKPOINT_EVERY) {
-            Ok(done) => Some(done),
-            Err(std_mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-        };
+fn checkpoint_loop(checkpointer: &Connection, signals: &std_mpsc::Receiver<CheckpointSignal>) {
+    let checkpoint = || {
         if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retried at the next interval");
+            tracing::warn!(error = %e, "WAL checkpoint failed; retried after the next commit");
         }
-        if let Some(done) = stopping {
-            let _ = done.send(());
-            return;
+    };
+    while let Ok(signal) = signals.recv() {
+        checkpoint();
+        match signal {
+            CheckpointSignal::Committed => std::thread::sleep(CHECKPOINT_EVERY),
+            CheckpointSignal::Stop(done) => {
+                let _ = done.send(());
+                return;
+            }
         }
     }
 }
