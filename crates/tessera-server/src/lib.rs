@@ -10,12 +10,12 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::verified::VerifiedTokens;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use tessera_core::ErrorCode;
-use tessera_core::Verifier;
 use tessera_core::catalog::Catalog;
 use tessera_core::clock::{Clock, SystemClock};
 use tokio::net::TcpListener;
@@ -40,6 +40,7 @@ pub mod state;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod verified;
 
 pub use config::ServeArgs;
 use error::AppError;
@@ -102,12 +103,16 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen_addr).await?;
         let signer = config.keyring.license().clone();
-        let verifier: Verifier = signer.verifier();
+        let verifier = Arc::new(signer.verifier());
         let state = AppState {
             store: config.store,
             signer,
             keyring: Arc::new(config.keyring),
-            verifier: Arc::new(verifier),
+            bearer_tokens: Arc::new(VerifiedTokens::new(
+                Arc::clone(&verifier),
+                verified::DEFAULT_CAPACITY,
+            )),
+            verifier,
             admin_token_digest: secret::sha256(config.admin_token.expose().as_bytes()),
             policy: Arc::new(config.policy),
             clock: config.clock,

@@ -7,6 +7,7 @@ use tessera_core::{Signer, Verifier};
 
 use crate::keyring::KeyRing;
 use crate::store::Store;
+use crate::verified::VerifiedTokens;
 
 /// Token policy: the seed's `JWT_EXPIRY_DAYS`, `GRACE_PERIOD_DAYS` and `SERVER_NOTICE`.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct AppState {
     pub signer: Arc<Signer>,
     pub keyring: Arc<KeyRing>,
     pub verifier: Arc<Verifier>,
+    /// Bearer tokens of `/v1/usage` and `/v1/flag`, verified once.
+    pub bearer_tokens: Arc<VerifiedTokens>,
     pub admin_token_digest: [u8; 32],
     pub policy: Arc<Policy>,
     pub clock: Arc<dyn Clock>,

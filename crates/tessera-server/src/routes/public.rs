@@ -1,5 +1,7 @@
 //! `/v1/activate|refresh|deactivate|usage|flag`: what client applications call.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -52,7 +54,19 @@ fn issue(state: &AppState, key: &KeyRow, machine_id: &str) -> ApiResult<Activate
 /// The seed decoded expired tokens with signature checks off; here there is no such path.
 fn verify_within_grace(state: &AppState, token: &str) -> ApiResult<LicenseClaims> {
     let claims: LicenseClaims = state.verifier.decode(token)?;
-    match freshness(claims.exp, state.policy.grace_secs(), state.clock.unix()) {
+    within_grace(state, claims)
+}
+
+/// Expiry, decided on every request whether or not the signature check was remembered.
+fn within_grace<C: std::borrow::Borrow<LicenseClaims>>(
+    state: &AppState,
+    claims: C,
+) -> ApiResult<C> {
+    match freshness(
+        claims.borrow().exp,
+        state.policy.grace_secs(),
+        state.clock.unix(),
+    ) {
         Freshness::Valid | Freshness::InGrace => Ok(claims),
         Freshness::Expired => Err(AppError::new(
             ErrorCode::TokenExpired,
@@ -149,7 +163,7 @@ async fn deactivate(
 }
 
 /// The license JWT from `Authorization: Bearer`, verified (grace allowed: apps in grace still report).
-pub struct LicenseBearer(pub LicenseClaims);
+pub struct LicenseBearer(pub Arc<LicenseClaims>);
 
 impl FromRequestParts<AppState> for LicenseBearer {
     type Rejection = AppError;
@@ -161,7 +175,8 @@ impl FromRequestParts<AppState> for LicenseBearer {
                 "Missing `Authorization: Bearer <license JWT>`",
             )
         })?;
-        verify_within_grace(state, token).map(LicenseBearer)
+        let claims = state.bearer_tokens.decode(token)?;
+        within_grace(state, claims).map(LicenseBearer)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod sqlite_jobs;
+mod sqlite_sync;
 mod sqlite_writer;
 
 /// A license key row.

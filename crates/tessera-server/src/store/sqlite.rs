@@ -92,14 +92,17 @@ impl SqliteStore {
 /// writer's syncer makes each commit durable itself; auto-checkpoint off because a thread of
 /// its own checkpoints. The WAL may keep up to 64 MB on disk after a checkpoint: overwriting
 /// blocks already allocated is a plain data sync, where truncating and growing it again made
-/// every sync also commit the file system's journal.
-fn open_write_connection(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+/// every sync also commit the file system's journal. `temp_store = MEMORY` keeps the statement
+/// journal of the per-job savepoints off disk: a batch of a few hundred jobs journals a few
+/// hundred KB, which SQLite otherwise spills to a temporary file with a write per page.
+pub(super) fn open_write_connection(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864; \
+         PRAGMA temp_store = MEMORY;",
     )?;
     conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
     Ok(conn)

@@ -1,9 +1,12 @@
 //! Group commit for SQLite, pipelined. Two OS threads own the write path:
 //!
 //! - the **writer** owns the only write connection (rusqlite: a statement is a direct call,
-//!   not a round trip to another thread). It takes every job waiting (up to a cap), runs each
-//!   inside its own SAVEPOINT within one `BEGIN IMMEDIATE` transaction, commits, hands the
-//!   batch's answers to the syncer and goes straight on to the next batch;
+//!   not a round trip to another thread). It runs each job inside its own SAVEPOINT within one
+//!   `BEGIN IMMEDIATE` transaction, and keeps adding jobs to that transaction while the syncer
+//!   is busy; once the syncer is free (or the batch is full) it commits and hands the batch's
+//!   answers over. A job that arrives during a sync would wait for that sync anyway, so it
+//!   loses nothing by joining the open batch, and one commit per sync writes each hot page
+//!   (the tail of a table and of its indexes) to the WAL once instead of once per small commit;
 //! - the **syncer** takes every committed batch waiting, makes them durable with one
 //!   `fdatasync` of the WAL file, and only then answers their callers.
 //!
@@ -17,49 +20,55 @@
 //! A third thread, the **checkpointer**, copies the WAL back into the database after new
 //! commits, at most once per `CHECKPOINT_EVERY` (auto-checkpoint is off on the writer), so
 //! checkpoint I/O — writes and an fsync of the database file — stalls neither the writer nor
-//! the answers, and an idle server does no checkpoint work at all.
+//! the answers, and an idle server does no checkpoint work at all. Under sustained writes that
+//! alone never lets the WAL start over (SQLite rewinds it only when a write transaction begins
+//! with every frame copied back, and new frames keep arriving while the checkpointer copies),
+//! so the WAL file would grow without bound. After each of the checkpointer's passes the writer
+//! therefore runs one PASSIVE checkpoint itself between two batches: only the few frames
+//! committed since that pass are left to copy, and its next transaction rewinds the WAL, which
+//! then overwrites blocks already allocated instead of extending the file.
 
-use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite_sync::{Syncer, checkpoint_loop};
 use crate::error::{ApiResult, AppError};
 
-type Reply = Box<dyn FnOnce(Result<(), AppError>) + Send>;
+pub(super) type Reply = Box<dyn FnOnce(Result<(), AppError>) + Send>;
 type Work = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// Most jobs in one transaction: bounds the latency a batch adds and the work lost to a
 /// failed commit.
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
-/// The shortest gap between two PASSIVE checkpoints. At the measured peak of a few MB of WAL
-/// per second this keeps the WAL to a few MB.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-
-enum Message {
+pub(super) enum Message {
     Job(Work),
     Close(oneshot::Sender<()>),
+    /// From the syncer: it has answered every batch and waits for the next one.
+    SyncerIdle,
 }
 
-/// From the syncer to the checkpointer.
-enum CheckpointSignal {
-    /// New commits are durable in the WAL.
-    Committed,
-    /// Checkpoint once more, answer, and stop.
-    Stop(oneshot::Sender<()>),
+/// What the writer's two helper threads tell it without a message of their own.
+#[derive(Default)]
+pub(super) struct Flags {
+    /// The syncer waits for a batch: commit the open one now.
+    pub(super) syncer_idle: AtomicBool,
+    /// The checkpointer finished a pass: the writer finishes the job (see the module docs).
+    pub(super) checkpoint_passed: AtomicBool,
 }
 
 /// A committed batch on its way to the syncer.
-struct Committed {
-    replies: Vec<Reply>,
-    outcome: Result<(), AppError>,
+pub(super) struct Committed {
+    pub(super) replies: Vec<Reply>,
+    pub(super) outcome: Result<(), AppError>,
     /// Set on the last batch: answer it, then stop.
-    closing: Option<oneshot::Sender<()>>,
+    pub(super) closing: Option<oneshot::Sender<()>>,
 }
 
 pub struct Writer {
@@ -74,15 +83,25 @@ impl Writer {
         let (committed_tx, committed_rx) = std_mpsc::channel();
         // Room for one signal: a pending `Committed` already covers every later commit.
         let (signal_tx, signal_rx) = std_mpsc::sync_channel(1);
+        let flags = Arc::new(Flags {
+            syncer_idle: AtomicBool::new(true),
+            checkpoint_passed: AtomicBool::new(false),
+        });
         let wal = wal_path(path);
+        let checkpoint_flags = Arc::clone(&flags);
         spawn("tessera-sqlite-ckpt", move || {
-            checkpoint_loop(&checkpointer, &signal_rx)
+            checkpoint_loop(&checkpointer, &signal_rx, &checkpoint_flags)
         })?;
-        spawn("tessera-sqlite-sync", move || {
-            sync_loop(&wal, &committed_rx, &signal_tx)
-        })?;
+        // Weak: the writer thread stops once every `Writer` handle is gone.
+        let syncer = Syncer {
+            wal,
+            flags: Arc::clone(&flags),
+            writer: queue.downgrade(),
+            checkpointer: signal_tx,
+        };
+        spawn("tessera-sqlite-sync", move || syncer.run(&committed_rx))?;
         spawn("tessera-sqlite-writer", move || {
-            write_loop(&conn, jobs, &committed_tx)
+            write_loop(&conn, jobs, &committed_tx, &flags)
         })?;
         Ok(Self { queue })
     }
@@ -145,36 +164,70 @@ fn write_loop(
     conn: &Connection,
     mut jobs: mpsc::Receiver<Message>,
     committed: &std_mpsc::Sender<Committed>,
+    flags: &Flags,
 ) {
-    let mut closing = None;
-    while closing.is_none() {
-        let mut batch = Vec::new();
-        match jobs.blocking_recv() {
-            Some(Message::Job(job)) => batch.push(job),
-            Some(Message::Close(done)) => closing = Some(done),
-            None => break,
-        }
-        while closing.is_none() && batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(Message::Job(job)) => batch.push(job),
-                Ok(Message::Close(done)) => closing = Some(done),
-                Err(_) => break,
+    let mut open: Option<Batch> = None;
+    loop {
+        let commit_now = open
+            .as_ref()
+            .is_some_and(|batch| batch.ready() || flags.syncer_idle.load(Ordering::Acquire));
+        // Wait for work only while there is nothing to hand over; `None` from a blocking
+        // receive means every `Writer` handle is gone.
+        let message = if commit_now {
+            jobs.try_recv().ok()
+        } else {
+            jobs.blocking_recv()
+        };
+        let closing = match message {
+            Some(Message::Job(work)) => {
+                match &mut open {
+                    Some(batch) => batch.run(conn, work),
+                    None => open = Batch::begin(conn, work),
+                }
+                continue;
             }
-        }
-        let (replies, outcome) = commit_batch(conn, batch);
-        let last = closing.take();
-        let is_last = last.is_some();
-        if committed
-            .send(Committed {
-                replies,
-                outcome,
-                closing: last,
-            })
-            .is_err()
-            || is_last
-        {
+            Some(Message::SyncerIdle) => continue,
+            Some(Message::Close(done)) => Some(done),
+            None if commit_now => None,
+            None => {
+                hand_over(conn, open, committed, None);
+                return;
+            }
+        };
+        let is_last = closing.is_some();
+        flags.syncer_idle.store(false, Ordering::Release);
+        if !hand_over(conn, open.take(), committed, closing) || is_last {
             return;
         }
+        if flags.checkpoint_passed.swap(false, Ordering::AcqRel) {
+            finish_checkpoint(conn);
+        }
+    }
+}
+
+/// Commits the open batch (if any; a closing message goes through even without one) and
+/// hands it to the syncer. False when the syncer is gone.
+fn hand_over(
+    conn: &Connection,
+    open: Option<Batch>,
+    committed: &std_mpsc::Sender<Committed>,
+    closing: Option<oneshot::Sender<()>>,
+) -> bool {
+    let (replies, outcome) = open.map_or((Vec::new(), Ok(())), |b| b.commit(conn));
+    committed
+        .send(Committed {
+            replies,
+            outcome,
+            closing,
+        })
+        .is_ok()
+}
+
+/// Copies the frames committed since the checkpointer's last pass. Run between batches, so
+/// no frame arrives meanwhile and the next transaction can rewind the WAL.
+fn finish_checkpoint(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        tracing::debug!(error = %e, "writer-side WAL checkpoint did not run; retried after the next pass");
     }
 }
 
@@ -184,102 +237,82 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<Work>) -> (Vec<Reply>, Result<(), AppError>) {
-    let mut replies = Vec::with_capacity(batch.len());
-    if batch.is_empty() {
-        return (replies, Ok(()));
-    }
-    let outcome = (|| {
-        exec(conn, "BEGIN IMMEDIATE")?;
-        for work in batch {
-            exec(conn, "SAVEPOINT job")?;
-            let ok = match catch_unwind(AssertUnwindSafe(|| work(conn))) {
-                Ok((ok, reply)) => {
-                    replies.push(reply);
-                    ok
-                }
-                Err(_) => {
-                    tracing::error!("a write job panicked; its work is rolled back");
-                    false
-                }
-            };
-            if !ok {
-                exec(conn, "ROLLBACK TO job")?;
-            }
-            exec(conn, "RELEASE job")?;
-        }
-        exec(conn, "COMMIT")
-    })();
-    let outcome = outcome.map_err(|e| {
-        if !conn.is_autocommit() {
-            let _ = exec(conn, "ROLLBACK");
-        }
-        tracing::error!(error = %e, "SQLite batch rolled back; every job in it is answered with an error");
-        // Busy or locked (another process holds the write lock) maps to 503, anything else 500.
-        AppError::from(e)
-    });
-    (replies, outcome)
+/// The open write transaction and the answers of the jobs run in it.
+struct Batch {
+    replies: Vec<Reply>,
+    /// Set when a statement of the batch itself (not of a job) failed: the transaction is
+    /// rolled back at commit and every job in it answered with this error.
+    failed: Option<rusqlite::Error>,
 }
 
-fn sync_loop(
-    wal: &Path,
-    committed: &std_mpsc::Receiver<Committed>,
-    checkpointer: &std_mpsc::SyncSender<CheckpointSignal>,
-) {
-    while let Ok(first) = committed.recv() {
-        let mut round = vec![first];
-        round.extend(committed.try_iter());
-        let synced = sync_wal(wal);
-        if synced.is_err() {
-            tracing::error!(wal = %wal.display(), "could not sync the SQLite WAL; answering the batch with an error");
+impl Batch {
+    /// Opens the transaction and runs `first` in it. `None` when the transaction cannot be
+    /// opened: the job is dropped unanswered, which its caller sees as "unavailable".
+    fn begin(conn: &Connection, first: Work) -> Option<Self> {
+        if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "could not open a SQLite write transaction");
+            return None;
         }
-        let mut closing = None;
-        for batch in round {
-            let outcome = batch.outcome.and(synced.clone());
-            for reply in batch.replies {
-                reply(outcome.clone());
-            }
-            if batch.closing.is_some() {
-                closing = batch.closing;
-            }
+        let mut batch = Self {
+            replies: Vec::with_capacity(64),
+            failed: None,
+        };
+        batch.run(conn, first);
+        Some(batch)
+    }
+
+    /// Full, or broken: commit (or roll back) without waiting for the syncer.
+    fn ready(&self) -> bool {
+        self.replies.len() >= MAX_BATCH || self.failed.is_some()
+    }
+
+    /// Runs `work` inside its own savepoint: when it fails, what it wrote is rolled back and
+    /// the rest of the batch is unaffected.
+    fn run(&mut self, conn: &Connection, work: Work) {
+        if self.failed.is_some() {
+            return; // dropped unanswered: "unavailable"
         }
-        if let Some(done) = closing {
-            // The checkpointer answers `done` after its last checkpoint.
-            if let Err(std_mpsc::SendError(CheckpointSignal::Stop(done))) =
-                checkpointer.send(CheckpointSignal::Stop(done))
-            {
-                let _ = done.send(());
-            }
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
+            self.failed = Some(e);
             return;
         }
-        // Full means a signal is already pending; disconnected cannot be helped here.
-        let _ = checkpointer.try_send(CheckpointSignal::Committed);
-    }
-}
-
-/// `fdatasync` of the WAL: durability of every transaction committed before this call.
-fn sync_wal(wal: &Path) -> Result<(), AppError> {
-    // Opened per round (a few µs against a ~1 ms sync): never a stale descriptor when the
-    // WAL is removed and re-created by another process.
-    File::open(wal)
-        .and_then(|file| file.sync_data())
-        .map_err(|e| AppError::internal(format!("sync of the write-ahead log failed: {e}")))
-}
-
-fn checkpoint_loop(checkpointer: &Connection, signals: &std_mpsc::Receiver<CheckpointSignal>) {
-    let checkpoint = || {
-        if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retried after the next commit");
-        }
-    };
-    while let Ok(signal) = signals.recv() {
-        checkpoint();
-        match signal {
-            CheckpointSignal::Committed => std::thread::sleep(CHECKPOINT_EVERY),
-            CheckpointSignal::Stop(done) => {
-                let _ = done.send(());
-                return;
+        let ok = match catch_unwind(AssertUnwindSafe(|| work(conn))) {
+            Ok((ok, reply)) => {
+                self.replies.push(reply);
+                ok
             }
+            Err(_) => {
+                tracing::error!("a write job panicked; its work is rolled back");
+                false
+            }
+        };
+        let released = if ok {
+            exec(conn, "RELEASE job")
+        } else {
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+        };
+        if let Err(e) = released {
+            self.failed = Some(e);
         }
     }
+
+    fn commit(self, conn: &Connection) -> (Vec<Reply>, Result<(), AppError>) {
+        let committed = match self.failed {
+            Some(e) => Err(e),
+            None => exec(conn, "COMMIT"),
+        };
+        let outcome = committed.map_err(|e| {
+            if !conn.is_autocommit() {
+                let _ = exec(conn, "ROLLBACK");
+            }
+            tracing::error!(error = %e, "SQLite batch rolled back; every job in it is answered with an error");
+            // Busy or locked (another process holds the write lock) maps to 503, anything else 500.
+            AppError::from(e)
+        });
+        (self.replies, outcome)
+    }
 }
+
+#[cfg(test)]
+#[path = "sqlite_writer_tests.rs"]
+mod tests;

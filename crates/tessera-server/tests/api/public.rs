@@ -233,6 +233,44 @@ async fn usage_with_invalid_jwt_rejected() {
     assert_error(resp, 403, ErrorCode::InvalidToken).await;
 }
 
+/// The server remembers a bearer token whose signature it checked; expiry is still decided on
+/// every request, and a token that differs by one byte is checked afresh.
+#[tokio::test]
+async fn a_remembered_bearer_token_still_expires_and_forgeries_still_fail() {
+    const DAY: i64 = 86_400;
+    let app = spawn_app().await;
+    let key = app.active_key().await;
+    let token = app.activate_jwt(&key, "m1").await;
+    let event = || json!({"event_type": "x", "product": "peregrine"});
+    assert_eq!(
+        app.post_bearer("/v1/usage", &token, event()).await.status(),
+        StatusCode::OK
+    );
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_error(
+        app.post_bearer("/v1/usage", &forged, event()).await,
+        403,
+        ErrorCode::InvalidToken,
+    )
+    .await;
+    // Within grace the remembered token is still good; beyond it, it is not.
+    app.server.clock.advance(30 * DAY + 6 * DAY);
+    assert_eq!(
+        app.post_bearer("/v1/usage", &token, event()).await.status(),
+        StatusCode::OK
+    );
+    app.server.clock.advance(DAY + 1);
+    assert_error(
+        app.post_bearer("/v1/usage", &token, event()).await,
+        403,
+        ErrorCode::TokenExpired,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn usage_for_another_product_rejected() {
     let app = spawn_app().await;
