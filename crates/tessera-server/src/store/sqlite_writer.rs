@@ -13,8 +13,9 @@
 //! The connection runs `synchronous=NORMAL`, so SQLite's own COMMIT does not wait for the disk;
 //! SQLite documents `FULL` in WAL mode as exactly "NORMAL plus a sync of the WAL after each
 //! commit", and that sync is what the syncer does — off the writer's thread, once for all
-//! batches committed meanwhile. So a caller never waits for the fsync of a batch before its
-//! own, and every answer still means "on disk". A crash before the sync loses only unanswered
+//! batches committed meanwhile. So no job waits for an fsync per job before it: at most for the
+//! one sync in progress when it arrived, then its own batch's, and every answer still means
+//! "on disk". A crash before the sync loses only unanswered
 //! work: WAL frames are checksummed in a chain, so recovery keeps a prefix of the commits.
 //!
 //! A third thread, the **checkpointer**, copies the WAL back into the database after new
