@@ -54,20 +54,14 @@ fn issue(state: &AppState, key: &KeyRow, machine_id: &str) -> ApiResult<Activate
 /// The seed decoded expired tokens with signature checks off; here there is no such path.
 fn verify_within_grace(state: &AppState, token: &str) -> ApiResult<LicenseClaims> {
     let claims: LicenseClaims = state.verifier.decode(token)?;
-    within_grace(state, claims)
+    check_grace(state, claims.exp)?;
+    Ok(claims)
 }
 
 /// Expiry, decided on every request whether or not the signature check was remembered.
-fn within_grace<C: std::borrow::Borrow<LicenseClaims>>(
-    state: &AppState,
-    claims: C,
-) -> ApiResult<C> {
-    match freshness(
-        claims.borrow().exp,
-        state.policy.grace_secs(),
-        state.clock.unix(),
-    ) {
-        Freshness::Valid | Freshness::InGrace => Ok(claims),
+fn check_grace(state: &AppState, exp: i64) -> ApiResult<()> {
+    match freshness(exp, state.policy.grace_secs(), state.clock.unix()) {
+        Freshness::Valid | Freshness::InGrace => Ok(()),
         Freshness::Expired => Err(AppError::new(
             ErrorCode::TokenExpired,
             "Token expired beyond the grace period; activate again",
@@ -176,7 +170,8 @@ impl FromRequestParts<AppState> for LicenseBearer {
             )
         })?;
         let claims = state.bearer_tokens.decode(token)?;
-        within_grace(state, claims).map(LicenseBearer)
+        check_grace(state, claims.exp)?;
+        Ok(LicenseBearer(claims))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Group commit for SQLite, pipelined. Two OS threads own the write path:
+//! Group commit for SQLite, pipelined. Two OS threads own the write path, a third checkpoints:
 //!
 //! - the **writer** owns the only write connection (rusqlite: a statement is a direct call,
 //!   not a round trip to another thread). It runs each job inside its own SAVEPOINT within one
@@ -15,8 +15,8 @@
 //! commit", and that sync is what the syncer does — off the writer's thread, once for all
 //! batches committed meanwhile. So no job waits for an fsync per job before it: at most for the
 //! one sync in progress when it arrived, then its own batch's, and every answer still means
-//! "on disk". A crash before the sync loses only unanswered
-//! work: WAL frames are checksummed in a chain, so recovery keeps a prefix of the commits.
+//! "on disk". A crash before the sync loses only unanswered work: WAL frames are checksummed
+//! in a chain, so recovery keeps a prefix of the commits.
 //!
 //! A third thread, the **checkpointer**, copies the WAL back into the database after new
 //! commits, at most once per `CHECKPOINT_EVERY` (auto-checkpoint is off on the writer), so
@@ -56,7 +56,6 @@ pub(super) enum Message {
 }
 
 /// What the writer's two helper threads tell it without a message of their own.
-#[derive(Default)]
 pub(super) struct Flags {
     /// The syncer waits for a batch: commit the open one now.
     pub(super) syncer_idle: AtomicBool,
@@ -157,7 +156,8 @@ fn wal_path(db: &Path) -> PathBuf {
 fn closed() -> AppError {
     AppError::new(
         tessera_core::ErrorCode::ServiceUnavailable,
-        "Database is shutting down",
+        // Also what a job gets when its transaction could not be opened.
+        "Database is shutting down or unavailable; try again",
     )
 }
 
