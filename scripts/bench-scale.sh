@@ -8,12 +8,16 @@
 #   MAX_OFFSET=100000 scripts/bench-scale.sh                # deeper admin pages
 #   REUSE=1 scripts/bench-scale.sh      # keep the preloaded database of the previous run
 #                                       # (its earlier benchmark rows stay in it)
+#   DB=postgres scripts/bench-scale.sh  # the same on PostgreSQL: preloads the database of
+#                                       # SCALE_DATABASE_URL (default: tessera_scale on the
+#                                       # local server, dropped and re-created)
 #
 # Steps: `tessera serve` once on a new data directory (so its migrations create the schema),
 # stop it, preload with one recursive-CTE INSERT … SELECT per table, then `tessera bench
 # --data-dir` starts the server on that directory itself (so its peak RSS is measured too).
-# Results: target/bench/scale-*.json. The preload follows the schema in
-# crates/tessera-server/migrations/sqlite/: update it when a migration adds a required column.
+# Results: target/bench/scale-*.json (scale-pg-*.json for PostgreSQL). The preloads follow the
+# schemas in crates/tessera-server/migrations/: update them when a migration adds a required
+# column.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +32,16 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET_DIR/bench"
 BIN="$TARGET_DIR/release/tessera"
 DATA="${SCALE_DATA_DIR:-$OUT/scale-data}"
+DB="${DB:-sqlite}"
+PG_URL="${SCALE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tessera_scale}"
 mkdir -p "$OUT"
+case "$DB" in
+    sqlite) TOOLS="sqlite3 jq curl"; PREFIX=scale; DB_ARGS=() ;;
+    postgres) TOOLS="psql jq curl"; PREFIX=scale-pg; DB_ARGS=(--database-url "$PG_URL") ;;
+    *) echo "DB must be sqlite or postgres, not $DB" >&2; exit 2 ;;
+esac
 
-for tool in sqlite3 jq curl; do
+for tool in $TOOLS; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "== installing $tool"
         apt-get install -y "$tool" >/dev/null
@@ -40,17 +51,17 @@ done
 echo "== build (release)"
 cargo build --release -p tessera-cli
 
-DB="$DATA/tessera.db"
-if [ "${REUSE:-0}" = "1" ] && [ -f "$DB" ]; then
-    echo "== reusing $DB"
-else
-    echo "== schema: start tessera serve once on $DATA"
+# Starts `tessera serve` once so its migrations create the schema, then stops it.
+migrate() {
+    echo "== schema: start tessera serve once on $DATA ($DB)"
     rm -rf "$DATA"
     mkdir -p "$DATA"
+    local database_url
+    database_url="$([ "$DB" = postgres ] && echo "$PG_URL" || echo "sqlite://$DATA/tessera.db")"
     PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     ADMIN_TOKEN="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    TESSERA_DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" ADMIN_TOKEN="$ADMIN_TOKEN" \
-        "$BIN" serve >"$OUT/scale-migrate.log" 2>&1 &
+    TESSERA_DATA_DIR="$DATA" DATABASE_URL="$database_url" LISTEN_ADDR="127.0.0.1:$PORT" \
+        ADMIN_TOKEN="$ADMIN_TOKEN" "$BIN" serve >"$OUT/scale-migrate.log" 2>&1 &
     SERVER_PID=$!
     trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
     for _ in $(seq 1 600); do
@@ -67,13 +78,13 @@ else
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     trap - EXIT
+}
 
-    echo "== preload: $KEYS keys, $ACTIVATIONS activations, $ACTIVATIONS audit rows into $DB"
-    # Rows are spread one second apart from 2026-10-01 (epoch 1790812800), in the fixed-width
-    # RFC 3339 form the server writes (2026-10-01T00:00:00.000000Z), so ordering by time means
-    # something. Activation i belongs to key ((i - 1) % KEYS) + 1.
-    start=$(date +%s.%N)
-    sqlite3 "$DB" >/dev/null <<SQL
+# Rows are spread one second apart from 2026-10-01 (epoch 1790812800), in the fixed-width
+# RFC 3339 form the server writes (2026-10-01T00:00:00.000000Z), so ordering by time means
+# something. Activation i belongs to key ((i - 1) % KEYS) + 1.
+preload_sqlite() {
+    sqlite3 "$DATA/tessera.db" >/dev/null <<SQL
     PRAGMA journal_mode = WAL;
     PRAGMA synchronous = OFF;
     PRAGMA cache_size = -262144;
@@ -108,10 +119,80 @@ else
     PRAGMA wal_checkpoint(TRUNCATE);
     ANALYZE;
 SQL
+}
+
+# The same rows. Triggers are off during the load (the seat-count trigger would update a key
+# per activation); the seat counts are set in one pass afterwards, as migration 0003 does.
+preload_postgres() {
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null <<SQL
+    SET session_replication_role = replica;
+    BEGIN;
+    INSERT INTO license_keys (id, key_display, product, tier, seats, valid_until, revoked,
+                              customer_email, source, trial, notes, created_at, lease_ttl_secs)
+    SELECT format('00000000-5ca1-4000-8000-%s', lpad(i::text, 12, '0')),
+           format('CFG-SCAL-%s-%s-%s', substr(d, 1, 4), substr(d, 5, 4), substr(d, 9, 4)),
+           'peregrine', 'paid', 5, NULL, FALSE,
+           format('customer%s@example.com', i), 'scale', FALSE, NULL,
+           to_char(to_timestamp(1790812800 + i) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS".000000Z"'), NULL
+    FROM (SELECT i, lpad(i::text, 12, '0') AS d FROM generate_series(1, $KEYS) AS i) n;
+
+    INSERT INTO activations (id, key_id, machine_id, app_version, platform, activated_at,
+                             last_refresh, deactivated_at)
+    SELECT format('00000000-ac71-4000-8000-%s', lpad(i::text, 12, '0')),
+           format('00000000-5ca1-4000-8000-%s', lpad((((i - 1) % $KEYS) + 1)::text, 12, '0')),
+           format('scale-machine-%s', i), '1.0.0', 'linux-x86_64', t, t, NULL
+    FROM (SELECT i, to_char(to_timestamp(1790812800 + i + 60) AT TIME ZONE 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS".000000Z"') AS t
+          FROM generate_series(1, $ACTIVATIONS) AS i) n;
+
+    INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at)
+    SELECT format('00000000-a0d1-4000-8000-%s', lpad(i::text, 12, '0')), 'activation',
+           format('00000000-ac71-4000-8000-%s', lpad(i::text, 12, '0')), 'activated',
+           format('machine:scale-machine-%s', i),
+           format('{"machine_id":"scale-machine-%s"}', i),
+           to_char(to_timestamp(1790812800 + i + 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS".000000Z"')
+    FROM generate_series(1, $ACTIVATIONS) AS i;
+
+    UPDATE license_keys k SET active_seats = s.n
+    FROM (SELECT key_id, COUNT(*) AS n FROM activations WHERE deactivated_at IS NULL GROUP BY key_id) s
+    WHERE s.key_id = k.id;
+    COMMIT;
+    SET session_replication_role = DEFAULT;
+    VACUUM ANALYZE;
+SQL
+}
+
+counts() {
+    local sql='SELECT (SELECT COUNT(*) FROM license_keys) || '"'"' keys, '"'"' || (SELECT COUNT(*) FROM activations) || '"'"' activations, '"'"' || (SELECT COUNT(*) FROM audit_log) || '"'"' audit rows'"'"''
+    if [ "$DB" = postgres ]; then
+        echo "$(psql -tA "$PG_URL" -c "$sql"), $(psql -tA "$PG_URL" -c 'SELECT pg_size_pretty(pg_database_size(current_database()))')"
+    else
+        echo "$(sqlite3 "$DATA/tessera.db" "$sql"), $(du -h "$DATA/tessera.db" | cut -f1)"
+    fi
+}
+
+preloaded() {
+    if [ "$DB" = postgres ]; then
+        [ "$(psql -tA "$PG_URL" -c 'SELECT COUNT(*) > 0 FROM activations' 2>/dev/null)" = t ]
+    else
+        [ -f "$DATA/tessera.db" ]
+    fi
+}
+
+if [ "${REUSE:-0}" = "1" ] && preloaded; then
+    echo "== reusing the preloaded $DB database"
+else
+    if [ "$DB" = postgres ]; then
+        admin_url="${PG_URL%/*}/postgres"
+        name="${PG_URL##*/}"
+        psql -q "$admin_url" -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\""
+    fi
+    migrate
+    echo "== preload: $KEYS keys, $ACTIVATIONS activations, $ACTIVATIONS audit rows ($DB)"
+    start=$(date +%s.%N)
+    "preload_$DB"
     end=$(date +%s.%N)
-    echo "preloaded in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s:" \
-        "$(sqlite3 "$DB" 'SELECT (SELECT COUNT(*) FROM license_keys) || " keys, " || (SELECT COUNT(*) FROM activations) || " activations, " || (SELECT COUNT(*) FROM audit_log) || " audit rows"')," \
-        "$(du -h "$DB" | cut -f1)"
+    echo "preloaded in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s: $(counts)"
 fi
 
 run() {
@@ -124,15 +205,25 @@ run() {
     jq -c '{requests_per_sec, latency_ms, errors, endpoints, peak_rss_mb}' "$OUT/$name.json"
 }
 
-run scale-activate-empty "$CONNECTIONS" --scenario activate
-run scale-activate "$CONNECTIONS" --scenario activate --data-dir "$DATA"
-run scale-admin-list-1 1 --scenario admin-list --data-dir "$DATA" --max-offset "$MAX_OFFSET"
-run scale-admin-list "$CONNECTIONS" --scenario admin-list --data-dir "$DATA" --max-offset "$MAX_OFFSET"
+EMPTY_ARGS=()
+if [ "$DB" = postgres ]; then
+    # The empty baseline gets an empty database of its own.
+    empty_url="${PG_URL}_empty"
+    psql -q "${PG_URL%/*}/postgres" -c "DROP DATABASE IF EXISTS \"${empty_url##*/}\"" \
+        -c "CREATE DATABASE \"${empty_url##*/}\""
+    EMPTY_ARGS=(--database-url "$empty_url")
+fi
+run "$PREFIX-activate-empty" "$CONNECTIONS" --scenario activate "${EMPTY_ARGS[@]}"
+run "$PREFIX-activate" "$CONNECTIONS" --scenario activate --data-dir "$DATA" "${DB_ARGS[@]}"
+run "$PREFIX-admin-list-1" 1 --scenario admin-list --data-dir "$DATA" "${DB_ARGS[@]}" \
+    --max-offset "$MAX_OFFSET"
+run "$PREFIX-admin-list" "$CONNECTIONS" --scenario admin-list --data-dir "$DATA" "${DB_ARGS[@]}" \
+    --max-offset "$MAX_OFFSET"
 
 echo
-echo "== summary ($KEYS keys, $ACTIVATIONS activations; $DURATION, $CONNECTIONS connections)"
+echo "== summary ($DB: $KEYS keys, $ACTIVATIONS activations; $DURATION, $CONNECTIONS connections)"
 printf '%-34s %5s %10s %9s %9s %9s %9s\n' run conns 'req/s' 'p50 ms' 'p99 ms' 'max ms' 'RSS MB'
-for name in scale-activate-empty scale-activate scale-admin-list-1 scale-admin-list; do
+for name in "$PREFIX-activate-empty" "$PREFIX-activate" "$PREFIX-admin-list-1" "$PREFIX-admin-list"; do
     jq -r --arg name "$name" '[$name, .connections, .requests_per_sec, .latency_ms.p50, .latency_ms.p99,
             .latency_ms.max, (.peak_rss_mb // "-")] | @tsv' "$OUT/$name.json" |
         awk -F'\t' '{ printf "%-34s %5d %10.1f %9.2f %9.2f %9.2f %9s\n", $1, $2, $3, $4, $5, $6, $7 }'
@@ -140,5 +231,5 @@ for name in scale-activate-empty scale-activate scale-admin-list-1 scale-admin-l
             .latency_ms.max] | @tsv' "$OUT/$name.json" |
         awk -F'\t' '{ printf "%-34s %5s %10.1f %9.2f %9.2f %9.2f\n", $1, "", $2, $3, $4, $5 }'
 done
-jq -rn --slurpfile empty "$OUT/scale-activate-empty.json" --slurpfile full "$OUT/scale-activate.json" \
+jq -rn --slurpfile empty "$OUT/$PREFIX-activate-empty.json" --slurpfile full "$OUT/$PREFIX-activate.json" \
     '"activation p99 at scale / empty: \(($full[0].latency_ms.p99 / $empty[0].latency_ms.p99 * 100 | round) / 100)× (target ≤ 2×)"'

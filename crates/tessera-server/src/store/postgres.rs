@@ -527,18 +527,30 @@ impl Store for PostgresStore {
         if key_id.is_some_and(unmatchable) {
             return Ok(Vec::new());
         }
-        let rows: Vec<ActivationRow> = sqlx::query_as(
-            "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
+        // As on SQLite: the page is cut on the index alone, then only its rows are joined. An
+        // OFFSET after the join paid a key lookup per skipped row, and one statement for both
+        // cases left the planner a generic plan that suits neither.
+        let sql = match key_id {
+            None => {
+                "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
+                 a.last_refresh, a.deactivated_at, k.key_display, k.product \
+                 FROM (SELECT id FROM activations \
+                       ORDER BY activated_at DESC, id DESC LIMIT $1 OFFSET $2) p \
+                 JOIN activations a ON a.id = p.id JOIN license_keys k ON k.id = a.key_id \
+                 ORDER BY a.activated_at DESC, a.id DESC"
+            }
+            Some(_) => {
+                "SELECT a.id, a.key_id, a.machine_id, a.app_version, a.platform, a.activated_at, \
                  a.last_refresh, a.deactivated_at, k.key_display, k.product \
                  FROM activations a JOIN license_keys k ON k.id = a.key_id \
-                 WHERE ($1::text IS NULL OR a.key_id = $1) \
-                 ORDER BY a.activated_at DESC, a.id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(key_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await?;
+                 WHERE a.key_id = $3 ORDER BY a.activated_at DESC, a.id DESC LIMIT $1 OFFSET $2"
+            }
+        };
+        let mut query = sqlx::query_as(sql).bind(page.limit).bind(page.offset);
+        if let Some(key_id) = key_id {
+            query = query.bind(key_id);
+        }
+        let rows: Vec<ActivationRow> = query.fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 

@@ -10,6 +10,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use tessera_core::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sqlite_writer::{Committed, Flags, Message};
@@ -40,10 +41,10 @@ impl Syncer {
         while let Some(first) = self.next(committed) {
             let mut round = vec![first];
             round.extend(committed.try_iter());
-            let synced = sync_wal(&self.wal);
-            if synced.is_err() {
-                tracing::error!(wal = %self.wal.display(), "could not sync the SQLite WAL; answering the batch with an error");
-            }
+            let synced = sync_wal(&self.wal).map_err(|e| {
+                tracing::error!(wal = %self.wal.display(), error = %e, "could not sync the SQLite WAL; answering the batch with an error");
+                AppError::new(ErrorCode::InternalError, "Internal server error")
+            });
             let mut closing = None;
             for batch in round {
                 let outcome = batch.outcome.and(synced.clone());
@@ -86,12 +87,10 @@ impl Syncer {
 }
 
 /// `fdatasync` of the WAL: durability of every transaction committed before this call.
-fn sync_wal(wal: &Path) -> Result<(), AppError> {
+fn sync_wal(wal: &Path) -> std::io::Result<()> {
     // Opened per round (a few µs against a ~1 ms sync): never a stale descriptor when the
     // WAL is removed and re-created by another process.
-    File::open(wal)
-        .and_then(|file| file.sync_data())
-        .map_err(|e| AppError::internal(format!("sync of the write-ahead log failed: {e}")))
+    File::open(wal).and_then(|file| file.sync_data())
 }
 
 pub(super) fn checkpoint_loop(

@@ -258,6 +258,52 @@ async fn admin_activations_list_seats_with_their_key() {
 }
 
 #[tokio::test]
+async fn admin_activations_page_newest_first_with_and_without_a_key() {
+    let app = spawn_app().await;
+    let first = app
+        .create_key(json!({"product": "peregrine", "tier": "paid", "seats": 5}))
+        .await;
+    let second = app
+        .create_key(json!({"product": "peregrine", "tier": "paid", "seats": 5}))
+        .await;
+    // m0..m4 alternate between the two keys, one second apart.
+    for i in 0..5 {
+        let key = if i % 2 == 0 { &first } else { &second };
+        app.activate_jwt(&key.key_display, &format!("m{i}")).await;
+        app.server.clock.advance(1);
+    }
+    let page = |query: String| {
+        let app = &app;
+        async move {
+            let rows: Vec<Value> = app.admin_get(&query).await.json().await.unwrap();
+            rows.iter()
+                .map(|r| {
+                    let machine = r["machine_id"].as_str().unwrap().to_string();
+                    (machine, r["key_display"].as_str().unwrap().to_string())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = page("/admin/activations?limit=2&offset=1".into()).await;
+    assert_eq!(
+        all,
+        [
+            ("m3".to_string(), second.key_display.clone()),
+            ("m2".to_string(), first.key_display.clone()),
+        ]
+    );
+    let last = page("/admin/activations?limit=2&offset=4".into()).await;
+    assert_eq!(last, [("m0".to_string(), first.key_display.clone())]);
+    let of_first = page(format!(
+        "/admin/activations?key_id={}&limit=2&offset=1",
+        first.id
+    ))
+    .await;
+    let machines: Vec<&str> = of_first.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(machines, ["m2", "m0"]);
+}
+
+#[tokio::test]
 async fn audit_log_is_newest_first() {
     let app = spawn_app().await;
     let key = app.active_key().await;
