@@ -275,50 +275,49 @@ impl Store for PostgresStore {
         if !holds_seat && !rules::seat_available(key.seats, active_seats) {
             return Err(rules::seat_limit_reached(key.seats));
         }
-        let activation_id = match existing {
+        // Each change and its audit row go in one statement: the key's row lock is held from
+        // the lock to the commit, so every round trip in between delays the key's next
+        // activation (measured: one hot key's activations run one at a time).
+        let details = json_text(Some(&serde_json::json!({"machine_id": req.machine_id})));
+        let actor = Actor::Machine(&req.machine_id).as_string();
+        match existing {
             Some((id, _)) => {
                 sqlx::query(
-                    "UPDATE activations SET last_refresh = $1, app_version = $2, platform = $3, \
-                     deactivated_at = NULL WHERE id = $4",
+                    "WITH seat AS (UPDATE activations SET last_refresh = $1, app_version = $2, \
+                     platform = $3, deactivated_at = NULL WHERE id = $4) \
+                     INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at) \
+                     VALUES ($5, 'activation', $4, 'activated', $6, $7, $1)",
                 )
                 .bind(&now_s)
                 .bind(&req.app_version)
                 .bind(&req.platform)
                 .bind(&id)
+                .bind(new_id())
+                .bind(&actor)
+                .bind(&details)
                 .execute(&mut *tx)
                 .await?;
-                id
             }
             None => {
-                let id = new_id();
                 sqlx::query(
-                    "INSERT INTO activations (id, key_id, machine_id, app_version, platform, \
-                     activated_at, last_refresh) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "WITH seat AS (INSERT INTO activations (id, key_id, machine_id, app_version, \
+                     platform, activated_at, last_refresh) VALUES ($1, $2, $3, $4, $5, $6, $6)) \
+                     INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at) \
+                     VALUES ($7, 'activation', $1, 'activated', $8, $9, $6)",
                 )
-                .bind(&id)
+                .bind(new_id())
                 .bind(&key.id)
                 .bind(&req.machine_id)
                 .bind(&req.app_version)
                 .bind(&req.platform)
                 .bind(&now_s)
-                .bind(&now_s)
+                .bind(new_id())
+                .bind(&actor)
+                .bind(&details)
                 .execute(&mut *tx)
                 .await?;
-                id
             }
-        };
-        let details = serde_json::json!({"machine_id": req.machine_id});
-        let actor = Actor::Machine(&req.machine_id);
-        audit(
-            &mut tx,
-            "activation",
-            &activation_id,
-            "activated",
-            actor,
-            Some(details),
-            &now_s,
-        )
-        .await?;
+        }
         tx.commit().await?;
         Ok(Granted { key })
     }
@@ -339,45 +338,34 @@ impl Store for PostgresStore {
             .ok_or_else(rules::unknown_key)?;
         rules::check_key_usable(&key, product, now)?;
         release_stale(&mut tx, &key, now).await?;
-        let activation: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM activations \
-             WHERE key_id = $1 AND machine_id = $2 AND deactivated_at IS NULL",
+        // The refresh and its audit row in one statement, as in `activate`. The UPDATE reads
+        // the latest committed seats (the key's lock is held), so no seat means none.
+        let refreshed: Option<String> = sqlx::query_scalar(
+            "WITH seat AS (UPDATE activations SET last_refresh = GREATEST(last_refresh, $1), \
+             app_version = COALESCE($2, app_version), platform = COALESCE($3, platform) \
+             WHERE key_id = $4 AND machine_id = $5 AND deactivated_at IS NULL RETURNING id) \
+             INSERT INTO audit_log (id, entity_type, entity_id, action, actor, details, created_at) \
+             SELECT $6, 'activation', seat.id, 'refreshed', $7, $8, $1 FROM seat \
+             RETURNING entity_id",
         )
+        .bind(&now_s)
+        .bind(app_version)
+        .bind(platform)
         .bind(&key.id)
         .bind(machine_id)
+        .bind(new_id())
+        .bind(Actor::Machine(machine_id).as_string())
+        .bind(json_text(Some(&serde_json::json!({"machine_id": machine_id}))))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(activation_id) = activation else {
+        if refreshed.is_none() {
             // Commit the lease releases even though this refresh is refused.
             tx.commit().await?;
             return Err(AppError::new(
                 tessera_core::ErrorCode::MachineNotActivated,
                 "Machine not registered for this key",
             ));
-        };
-        sqlx::query(
-            "UPDATE activations SET last_refresh = GREATEST(last_refresh, $1), \
-             app_version = COALESCE($2, app_version), platform = COALESCE($3, platform) \
-             WHERE id = $4",
-        )
-        .bind(&now_s)
-        .bind(app_version)
-        .bind(platform)
-        .bind(&activation_id)
-        .execute(&mut *tx)
-        .await?;
-        let details = serde_json::json!({"machine_id": machine_id});
-        let actor = Actor::Machine(machine_id);
-        audit(
-            &mut tx,
-            "activation",
-            &activation_id,
-            "refreshed",
-            actor,
-            Some(details),
-            &now_s,
-        )
-        .await?;
+        }
         tx.commit().await?;
         Ok(Granted { key })
     }

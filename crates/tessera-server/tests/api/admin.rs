@@ -308,12 +308,27 @@ async fn audit_log_is_newest_first() {
     let app = spawn_app().await;
     let key = app.active_key().await;
     app.server.clock.advance(1);
+    let jwt = app.activate_jwt(&key, "m1").await;
+    app.server.clock.advance(1);
+    let refreshed = app
+        .post("/v1/refresh", json!({"jwt": jwt, "machine_id": "m1"}))
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    app.server.clock.advance(1);
+    // Activating a machine that already holds its seat updates it, audited again.
     app.activate_jwt(&key, "m1").await;
     let audit: Vec<Value> = app.admin_get("/admin/audit").await.json().await.unwrap();
     let actions: Vec<&str> = audit
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["activated", "created"]);
-    assert_eq!(audit[0]["actor"], "machine:m1");
+    assert_eq!(actions, ["activated", "refreshed", "activated", "created"]);
+    for entry in &audit[..3] {
+        assert_eq!(entry["actor"], "machine:m1");
+        assert_eq!(entry["entity_type"], "activation");
+        assert_eq!(entry["details"]["machine_id"], "m1");
+    }
+    // All three are about the one seat.
+    assert_eq!(audit[0]["entity_id"], audit[2]["entity_id"]);
+    assert_eq!(audit[1]["entity_id"], audit[2]["entity_id"]);
 }
