@@ -1,16 +1,18 @@
-//! JWT signing (aws-lc-rs, key parsed once) and verification (jsonwebtoken, algorithm pinned
-//! per key). Expiry is deliberately *not* checked here: callers decide with an explicit `now`
+//! JWT signing and verification with aws-lc-rs, each key parsed once and pinned to its
+//! algorithm. Expiry is deliberately *not* checked here: callers decide with an explicit `now`
 //! and their grace rules (see [`crate::expiry`]).
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::keys::{KeyError, PrivateKey};
+
+mod verifier;
+pub use verifier::Verifier;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
@@ -155,154 +157,14 @@ impl Signer {
     }
 }
 
-struct TrustedKey {
-    kid: Option<String>,
-    alg: SigningAlgorithm,
-    key: DecodingKey,
-}
-
-/// Verifies tokens against a fixed set of trusted public keys. Each key accepts only its own
-/// algorithm, so `alg: none`, HS256 keyed with a public key, or RS/Ed confusion all fail.
-#[derive(Default)]
-pub struct Verifier {
-    keys: Vec<TrustedKey>,
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
-            .finish()
-    }
-}
-
-impl Verifier {
-    /// Trusts a public key given as PEM (`BEGIN PUBLIC KEY` for RSA or Ed25519, or
-    /// `BEGIN RSA PUBLIC KEY`).
-    pub fn trust_pem(&mut self, pem_bytes: &[u8], kid: Option<String>) -> Result<(), KeyError> {
-        let block = pem::parse(pem_bytes).map_err(|e| KeyError::NotPem(e.to_string()))?;
-        let (alg, key) = if let Ok(k) = DecodingKey::from_rsa_pem(pem_bytes) {
-            (SigningAlgorithm::RS256, k)
-        } else if let Ok(k) = DecodingKey::from_ed_pem(pem_bytes) {
-            (SigningAlgorithm::EdDSA, k)
-        } else {
-            return Err(KeyError::Unsupported(format!(
-                "public key PEM `{}`",
-                block.tag()
-            )));
-        };
-        self.keys.push(TrustedKey { kid, alg, key });
-        Ok(())
-    }
-
-    /// Trusts a key published as a JWK (e.g. from `/.well-known/jwks.json`). Only RSA and
-    /// Ed25519 keys are accepted, each pinned to its own algorithm.
-    pub fn trust_jwk(&mut self, jwk: &jsonwebtoken::jwk::Jwk) -> Result<(), KeyError> {
-        use jsonwebtoken::jwk::AlgorithmParameters as P;
-        let alg = match &jwk.algorithm {
-            P::RSA(_) => SigningAlgorithm::RS256,
-            P::OctetKeyPair(p) if p.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 => {
-                SigningAlgorithm::EdDSA
-            }
-            _ => return Err(KeyError::Unsupported("JWK type".into())),
-        };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::Unsupported(e.to_string()))?;
-        self.keys.push(TrustedKey {
-            kid: jwk.common.key_id.clone(),
-            alg,
-            key,
-        });
-        Ok(())
-    }
-
-    pub fn from_pem(pem_bytes: &[u8]) -> Result<Self, KeyError> {
-        let mut v = Self::default();
-        v.trust_pem(pem_bytes, None)?;
-        Ok(v)
-    }
-
-    fn trust_der(&mut self, alg: SigningAlgorithm, spki_der: &[u8], kid: Option<String>) {
-        let key = match alg {
-            // jsonwebtoken's RSA DER form is PKCS#1; the PEM path handles SPKI, so go via PEM.
-            SigningAlgorithm::RS256 => {
-                match DecodingKey::from_rsa_pem(to_public_pem(spki_der).as_bytes()) {
-                    Ok(k) => k,
-                    Err(_) => return,
-                }
-            }
-            SigningAlgorithm::EdDSA => {
-                match DecodingKey::from_ed_pem(to_public_pem(spki_der).as_bytes()) {
-                    Ok(k) => k,
-                    Err(_) => return,
-                }
-            }
-        };
-        self.keys.push(TrustedKey { kid, alg, key });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Checks the signature and decodes the claims. Does not check `exp`: see [`crate::expiry`].
-    pub fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<C, JwtError> {
-        if token.len() > 16 * 1024 {
-            return Err(JwtError::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| classify(&e))?;
-        let candidates = self.keys.iter().filter(|k| k.alg.jwt() == header.alg);
-        let mut tried_any = false;
-        for trusted in candidates {
-            if let (Some(want), Some(have)) = (&header.kid, &trusted.kid)
-                && want != have
-            {
-                continue;
-            }
-            tried_any = true;
-            let mut validation = Validation::new(trusted.alg.jwt());
-            validation.validate_exp = false;
-            validation.validate_nbf = false;
-            validation.validate_aud = false;
-            validation.required_spec_claims.clear();
-            match jsonwebtoken::decode::<C>(token, &trusted.key, &validation) {
-                Ok(data) => return Ok(data.claims),
-                Err(e) => match classify(&e) {
-                    JwtError::BadSignature => continue,
-                    other => return Err(other),
-                },
-            }
-        }
-        match (tried_any, header.kid) {
-            (false, Some(kid)) if self.keys.iter().any(|k| k.alg.jwt() == header.alg) => {
-                Err(JwtError::UnknownKeyId(kid))
-            }
-            (false, _) => Err(JwtError::WrongAlgorithm),
-            (true, _) => Err(JwtError::BadSignature),
-        }
-    }
-}
-
-fn to_public_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("PUBLIC KEY", der.to_vec()))
-}
-
-fn classify(e: &jsonwebtoken::errors::Error) -> JwtError {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::InvalidSignature => JwtError::BadSignature,
-        K::InvalidAlgorithm | K::InvalidAlgorithmName => JwtError::WrongAlgorithm,
-        K::Json(inner) => JwtError::BadClaims(inner.to_string()),
-        _ => JwtError::Malformed,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::claims::LicenseClaims;
     use crate::keys::{generate_ed25519, generate_rsa};
 
-    fn claims() -> LicenseClaims {
+    /// Shared with the verifier's tests.
+    pub(super) fn claims() -> LicenseClaims {
         LicenseClaims {
             sub: "CFG-PRNG-AAAA-BBBB-CCCC".into(),
             product: "peregrine".into(),
