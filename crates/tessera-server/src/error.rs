@@ -36,6 +36,14 @@ impl AppError {
         )
     }
 
+    /// A store's writer is gone (the server is stopping) or could not start a transaction.
+    pub fn store_closed() -> Self {
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            "Database is shutting down or unavailable; try again",
+        )
+    }
+
     /// Logs the cause server-side; the client gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

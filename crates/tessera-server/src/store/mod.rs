@@ -16,6 +16,7 @@ use crate::error::ApiResult;
 
 pub mod maintenance;
 pub mod postgres;
+mod postgres_usage;
 mod rows;
 pub mod sqlite;
 mod sqlite_jobs;

@@ -28,6 +28,7 @@ use tessera_core::wire::{
 };
 use time::OffsetDateTime;
 
+use super::postgres_usage::{NewUsageEvent, UsageBatcher};
 use super::rows::{ActivationRow, AuditRow, FlagRow, UsageRow};
 use super::{Actor, ApiKeyRow, Granted, InstanceRow, KeyRow, Page, Store, json_text, new_id};
 use crate::error::{ApiResult, AppError};
@@ -41,6 +42,7 @@ pub const MAX_CONNECTIONS: u32 = 16;
 
 pub struct PostgresStore {
     pool: PgPool,
+    usage: UsageBatcher,
 }
 
 impl PostgresStore {
@@ -62,7 +64,8 @@ impl PostgresStore {
                 "PostgreSQL has synchronous_commit=off: a crash may lose writes the server already answered"
             );
         }
-        Ok(Self { pool })
+        let usage = UsageBatcher::start(pool.clone());
+        Ok(Self { pool, usage })
     }
 
     /// The pool, for maintenance commands (migrate, copy).
@@ -433,26 +436,17 @@ impl Store for PostgresStore {
                 "Key not found",
             ));
         }
-        let done = sqlx::query(
-            "INSERT INTO usage_events (id, key_id, machine_id, product, event_type, metadata, created_at) \
-             SELECT $1, id, $2, $3, $4, $5, $6 FROM license_keys WHERE key_display = $7",
-        )
-        .bind(new_id())
-        .bind(machine_id)
-        .bind(&req.product)
-        .bind(&req.event_type)
-        .bind(json_text(req.metadata.as_ref()))
-        .bind(timefmt::format(now))
-        .bind(key_display)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::InvalidLicenseKey,
-                "Key not found",
-            ));
-        }
-        Ok(())
+        self.usage
+            .record(NewUsageEvent {
+                id: new_id(),
+                key_display: key_display.to_string(),
+                machine_id: machine_id.to_string(),
+                product: req.product.clone(),
+                event_type: req.event_type.clone(),
+                metadata: json_text(req.metadata.as_ref()),
+                created_at: timefmt::format(now),
+            })
+            .await
     }
 
     async fn record_flag(

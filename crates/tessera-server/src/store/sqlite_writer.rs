@@ -124,10 +124,10 @@ impl Writer {
             (ok, reply)
         });
         if self.queue.send(Message::Job(work)).await.is_err() {
-            return Err(closed());
+            return Err(AppError::store_closed());
         }
         // A dropped reply (the writer stopped, or the job panicked) is an error, not a hang.
-        rx.await.unwrap_or_else(|_| Err(closed()))
+        rx.await.unwrap_or_else(|_| Err(AppError::store_closed()))
     }
 
     /// Finishes queued work, makes it durable, checkpoints, and stops the threads.
@@ -151,14 +151,6 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
-}
-
-fn closed() -> AppError {
-    AppError::new(
-        tessera_core::ErrorCode::ServiceUnavailable,
-        // Also what a job gets when its transaction could not be opened.
-        "Database is shutting down or unavailable; try again",
-    )
 }
 
 fn write_loop(
