@@ -36,6 +36,11 @@ impl AppError {
         )
     }
 
+    /// A usage event or flag names a key that is not in the database.
+    pub fn key_not_found() -> Self {
+        Self::new(ErrorCode::InvalidLicenseKey, "Key not found")
+    }
+
     /// A store's writer is gone (the server is stopping) or could not start a transaction.
     pub fn store_closed() -> Self {
         Self::new(

@@ -3,7 +3,7 @@
 //! Each key is parsed once into an aws-lc-rs `ParsedPublicKey` and pinned to its own
 //! algorithm. `jsonwebtoken::decode` re-parses the DER key (and rebuilds RSA's Montgomery
 //! context) on every call and decodes the header and claims twice; on the refresh path that
-//! was ~18 µs per RS256 token, against OpenSSL's ~7 µs for the signature check itself.
+//! was ~18 µs per RS256 token, against OpenSSL's ~14 µs for the signature check itself.
 
 use aws_lc_rs::signature::{ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine;

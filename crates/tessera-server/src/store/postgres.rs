@@ -431,10 +431,7 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> ApiResult<()> {
         if unmatchable(key_display) {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::InvalidLicenseKey,
-                "Key not found",
-            ));
+            return Err(AppError::key_not_found());
         }
         self.usage
             .record(NewUsageEvent {
@@ -467,10 +464,7 @@ impl Store for PostgresStore {
                 .await?
         };
         let Some(key) = key else {
-            return Err(AppError::new(
-                tessera_core::ErrorCode::InvalidLicenseKey,
-                "Key not found",
-            ));
+            return Err(AppError::key_not_found());
         };
         let id = new_id();
         sqlx::query(

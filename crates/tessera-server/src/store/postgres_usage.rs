@@ -81,30 +81,36 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
     match insert(pool, &rows).await {
         Ok(inserted) => {
             for (row, reply) in batch {
-                let answer = if inserted.contains(&row.id) {
-                    Ok(())
-                } else {
-                    Err(key_not_found())
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(answer(&row, &inserted));
             }
         }
-        Err(e) if batch.len() == 1 => {
-            if let Some((_, reply)) = batch.into_iter().next() {
-                let _ = reply.send(Err(e.into()));
-            }
-        }
-        // One event the database refuses must not fail the others: each on its own.
-        Err(_) => {
+        // PostgreSQL refused the statement: one bad event must not fail the others, so each
+        // is written on its own.
+        Err(sqlx::Error::Database(_)) if batch.len() > 1 => {
             for (row, reply) in batch {
-                let answer = match insert(pool, &[&row]).await {
-                    Ok(inserted) if inserted.contains(&row.id) => Ok(()),
-                    Ok(_) => Err(key_not_found()),
-                    Err(e) => Err(e.into()),
-                };
-                let _ = reply.send(answer);
+                let written = insert(pool, &[&row]).await;
+                let _ = reply.send(
+                    written
+                        .map_err(AppError::from)
+                        .and_then(|w| answer(&row, &w)),
+                );
             }
         }
+        // Anything else (no connection, pool timeout) would fail each retry the same way.
+        Err(e) => {
+            let error = AppError::from(e);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn answer(row: &NewUsageEvent, inserted: &HashSet<String>) -> ApiResult<()> {
+    if inserted.contains(&row.id) {
+        Ok(())
+    } else {
+        Err(AppError::key_not_found())
     }
 }
 
@@ -132,10 +138,6 @@ async fn insert(pool: &PgPool, rows: &[&NewUsageEvent]) -> Result<HashSet<String
     .fetch_all(pool)
     .await?;
     Ok(ids.into_iter().collect())
-}
-
-fn key_not_found() -> AppError {
-    AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found")
 }
 
 #[cfg(test)]

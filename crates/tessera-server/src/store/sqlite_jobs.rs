@@ -353,13 +353,9 @@ pub fn record_usage(
             key_display
         ])?;
     if inserted == 0 {
-        return Err(key_not_found());
+        return Err(AppError::key_not_found());
     }
     Ok(())
-}
-
-fn key_not_found() -> AppError {
-    AppError::new(tessera_core::ErrorCode::InvalidLicenseKey, "Key not found")
 }
 
 pub fn record_flag(
@@ -369,7 +365,7 @@ pub fn record_flag(
     req: &FlagRequest,
     now: &str,
 ) -> ApiResult<()> {
-    let key = key_by_display(conn, key_display)?.ok_or_else(key_not_found)?;
+    let key = key_by_display(conn, key_display)?.ok_or_else(AppError::key_not_found)?;
     let id = new_id();
     conn.prepare_cached(
         "INSERT INTO flags (id, key_id, machine_id, product, flag_type, details, created_at) \
